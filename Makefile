@@ -1,0 +1,53 @@
+# The kit's commands. Each step is idempotent: a second run reuses what the first installed.
+#   make lab    set up (.venv, pinned packages, kdlib editable, data) and start JupyterLab
+#   make test   set up, then unit tests and nbval over solutions/ and notebooks/ in the ci profile
+#   make run    set up, then execute every notebook in the default profile into build/ (+ HTML)
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.kdlib-installed
+DATA   := datasets/cache/.fetched
+
+.PHONY: lab test run setup data notebooks benchmark report clean
+
+setup: $(STAMP) $(DATA)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(PY)
+	$(PY) -m pip install --upgrade --quiet "pip>=23.2"
+	$(PY) -m pip install -e ".[lab,test]"
+	touch $(STAMP)
+
+$(DATA): $(STAMP) kdlib/data/mnist.py kdlib/data/fetch.py
+	$(PY) datasets/fetch.py
+	touch $(DATA)
+
+data: $(DATA)
+
+lab: setup
+	$(VENV)/bin/jupyter lab notebooks/
+
+test: setup
+	KDLIB_PROFILE=ci $(PY) -m pytest
+
+run: setup
+	mkdir -p build
+	for nb in solutions/*.ipynb; do \
+	  $(VENV)/bin/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=3600 \
+	    --output-dir build "$$nb" && \
+	  $(VENV)/bin/jupyter nbconvert --to html --output-dir build "build/$$(basename $$nb)" || exit 1; \
+	done
+
+notebooks: $(STAMP)
+	$(PY) -m kdlib.exercises
+
+benchmark: setup
+	$(PY) benchmarks/kd_epoch_cost.py
+
+report: $(STAMP)
+	$(PY) -m kdlib.report
+
+clean:
+	rm -rf build $(VENV)

@@ -1,0 +1,118 @@
+"""Exercise checks: compare a learner's function with the reference on fixed cases.
+
+Every exercise cell in ``notebooks/`` ends with ``kd_loss = check("kd_loss", kd_loss)``:
+
+* the function agrees with the reference on every case: prints a pass and returns the learner's function;
+* it disagrees: prints the first differing case (inputs, expected, got) and hands back the reference,
+  so the rest of the notebook still runs on correct numbers;
+* it is still a stub (raises ``NotImplementedError``): says "not solved yet: using the reference".
+
+Later notebooks add their own exercises with ``register(name, reference, cases)``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from . import losses
+
+_REGISTRY: dict[str, tuple[Callable, Callable[[], list[tuple]]]] = {}
+
+
+def register(name: str, reference: Callable, cases: Callable[[], list[tuple]]) -> None:
+    """Make ``check(name, fn)`` compare ``fn(*case)`` with ``reference(*case)`` for each case."""
+    _REGISTRY[name] = (reference, cases)
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        text = f"tensor{tuple(value.shape)} {value.detach().flatten()[:6].tolist()}"
+        return text + (" ..." if value.numel() > 6 else "")
+    return repr(value)
+
+
+def _close(got, want, rtol: float, atol: float) -> bool:
+    if isinstance(want, (tuple, list)):
+        return isinstance(got, (tuple, list)) and len(got) == len(want) and all(
+            _close(g, w, rtol, atol) for g, w in zip(got, want))
+    if isinstance(want, torch.Tensor):
+        got = torch.as_tensor(got, dtype=want.dtype) if not isinstance(got, torch.Tensor) else got
+        return got.shape == want.shape and torch.allclose(got.detach().to(want.dtype), want, rtol=rtol, atol=atol)
+    return abs(float(got) - float(want)) <= atol + rtol * abs(float(want))
+
+
+def check(name: str, fn: Callable, rtol: float = 1e-4, atol: float = 1e-5, verbose: bool = True) -> Callable:
+    """Check ``fn`` against the reference named ``name``; return the function the notebook should use."""
+    if name not in _REGISTRY:
+        raise KeyError(f"no exercise named {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    reference, cases = _REGISTRY[name]
+    say = print if verbose else (lambda *a: None)
+    all_cases = cases()
+    for i, args in enumerate(all_cases):
+        try:
+            got = fn(*args)
+        except NotImplementedError:
+            say(f"[ ] {name}: not solved yet: using the reference implementation so the notebook runs on")
+            return reference
+        except Exception as err:  # a learner's bug: show it, keep the notebook running
+            say(f"[x] {name}: case {i} raised {type(err).__name__}: {err}\n"
+                f"    inputs: {', '.join(_describe(a) for a in args)}\n    using the reference for the rest")
+            return reference
+        want = reference(*args)
+        if not _close(got, want, rtol, atol):
+            say(f"[x] {name}: case {i} differs from the reference\n"
+                f"    inputs:   {', '.join(_describe(a) for a in args)}\n"
+                f"    expected: {_describe(want)}\n    got:      {_describe(got)}\n"
+                f"    using the reference for the rest of the notebook")
+            return reference
+    say(f"[v] {name}: passed all {len(all_cases)} checks")
+    return fn
+
+
+def softmax_with_temperature(logits: torch.Tensor, T: float) -> torch.Tensor:
+    """Reference: ``softmax(logits / T)`` over the last dimension (notebook 01)."""
+    losses.check_temperature(T)
+    return torch.softmax(logits / T, dim=-1)
+
+
+def best_bias_shift(logits: torch.Tensor, labels: torch.Tensor, cls: int, shifts: torch.Tensor) -> float:
+    """Reference (notebook 02): the shift added to class ``cls``'s logit that maximises accuracy
+    (the first such shift in ``shifts`` on ties)."""
+    bump = torch.zeros(logits.shape[1])
+    scores = []
+    for s in shifts:
+        bump[cls] = s
+        scores.append(((logits + bump).argmax(-1) == labels).float().mean())
+    return float(shifts[int(torch.stack(scores).argmax())])
+
+
+def _logit_cases(with_labels: bool = False) -> list[tuple]:
+    gen = torch.Generator().manual_seed(0)
+    cases = []
+    for n, c, T, alpha in [(4, 10, 1.0, 0.5), (8, 3, 4.0, 0.1), (5, 10, 20.0, 0.0), (3, 5, 0.5, 1.0)]:
+        s = torch.randn(n, c, generator=gen) * 3
+        t = torch.randn(n, c, generator=gen) * 3
+        y = torch.randint(0, c, (n,), generator=gen)
+        cases.append((s, t, y, T, alpha) if with_labels else (s, t, T))
+    return cases
+
+
+def _softmax_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(1)
+    return [(torch.randn(3, 5, generator=gen) * 4, T) for T in (1.0, 0.5, 4.0, 20.0)] + \
+           [(torch.tensor([[1000.0, 999.0, -5.0]]), 2.0)]  # large logits: a stable softmax is needed
+
+
+def _bias_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(2)
+    logits = torch.randn(200, 10, generator=gen)
+    labels = torch.randint(0, 10, (200,), generator=gen)
+    labels[:40] = 3
+    return [(logits, labels, 3, torch.linspace(0, 5, 21)), (logits - 1.0, labels, 7, torch.linspace(0, 3, 13))]
+
+
+register("softmax_with_temperature", softmax_with_temperature, _softmax_cases)
+register("kd_loss", losses.kd_loss, lambda: _logit_cases(False))
+register("distillation_loss", losses.distillation_loss, lambda: _logit_cases(True))
+register("best_bias_shift", best_bias_shift, _bias_cases)

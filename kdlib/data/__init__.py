@@ -1,0 +1,7 @@
+"""Data loaders, one module per source; each verifies checksums and says how to fetch what is missing."""
+from .assets import DataFileError, sha256sum, verify
+from .mnist import MNIST_CLASSES, Split, fetch_mnist, load_mnist
+from .transforms import batches, jitter, subset
+
+__all__ = ["DataFileError", "sha256sum", "verify", "MNIST_CLASSES", "Split", "fetch_mnist", "load_mnist",
+           "batches", "jitter", "subset"]

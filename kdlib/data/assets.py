@@ -1,0 +1,36 @@
+"""Offline assets: checksums, and errors that say how to fetch what is missing.
+
+Every file a loader reads is verified by sha256 before it is opened (a pickle is never unpickled
+unverified). Used by ``kdlib.data.mnist`` and the ``datasets/fetch.py`` entry point.
+"""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+FETCH_COMMAND = "make data   (or: .venv/bin/python datasets/fetch.py)"
+
+
+class DataFileError(FileNotFoundError):
+    """A data file is missing or corrupt; the message names the file and the command that fetches it."""
+
+
+def sha256sum(path: Path, chunk: int = 1 << 20) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify(path: Path, sha256: str, what: str) -> Path:
+    """Return ``path`` if it exists and its sha256 matches, else raise DataFileError saying how to fetch."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataFileError(f"{what}: {path} is missing. Fetch it with: {FETCH_COMMAND}")
+    actual = sha256sum(path)
+    if actual != sha256:
+        raise DataFileError(f"{what}: {path} is corrupt (sha256 {actual}, expected {sha256}). "
+                            f"Delete it and fetch again with: {FETCH_COMMAND}")
+    return path

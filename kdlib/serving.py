@@ -1,0 +1,65 @@
+"""What a student buys at serving time: latency percentiles, throughput, parameters, size.
+
+Notebook 02 ends with teacher vs student; notebook 09 builds cascades on it.
+
+Latency is measured per call after ``warmup`` calls (which pay for lazy initialisation and caches), with
+``torch.cuda.synchronize()`` around each call on a GPU so that the clock sees the kernels finish.
+"""
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def param_count(model: nn.Module) -> int:
+    """Number of parameters."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def model_size_mb(model: nn.Module) -> float:
+    """Bytes of parameters and buffers, in MB (10^6 bytes)."""
+    tensors = [*model.parameters(), *model.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors) / 1e6
+
+
+@torch.no_grad()
+def latency(model: nn.Module, x: torch.Tensor, warmup: int = 10, repeats: int = 100) -> dict[str, float]:
+    """Per-call latency of ``model(x)`` in milliseconds: ``p50``, ``p95``, ``p99``, ``mean``."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+    device = next(model.parameters()).device
+    model.eval()
+    x = x.to(device)
+    for _ in range(warmup):
+        model(x)
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model(x)
+        _sync(device)
+        times.append((time.perf_counter() - start) * 1e3)
+    t = torch.tensor(times)
+    q = torch.quantile(t, torch.tensor([0.5, 0.95, 0.99]))
+    return {"p50_ms": float(q[0]), "p95_ms": float(q[1]), "p99_ms": float(q[2]), "mean_ms": float(t.mean())}
+
+
+def serving_report(models: dict[str, nn.Module], example: torch.Tensor, batch_sizes=(1, 256),
+                   warmup: int = 10, repeats: int = 100) -> list[dict]:
+    """One row per model and batch size: parameters, size in MB, latency percentiles, throughput (samples/s)."""
+    rows = []
+    for name, model in models.items():
+        for batch in batch_sizes:
+            x = example[:1].expand(batch, *example.shape[1:]).contiguous()
+            lat = latency(model, x, warmup=warmup, repeats=repeats)
+            rows.append({"model": name, "batch": batch, "params": param_count(model),
+                         "size_mb": model_size_mb(model), **lat,
+                         "throughput_per_s": batch / (lat["p50_ms"] / 1e3)})
+    return rows
