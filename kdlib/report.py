@@ -1,0 +1,52 @@
+"""The README's results table, made from committed reference runs in ``results/reference/``.
+
+``python -m kdlib.report`` prints the Markdown table; ``tests/test_setup.py`` fails when the README's
+table differs from it, so every number in the README comes from a results file a notebook wrote.
+To refresh: run a notebook in the profile you want (``make run``), copy ``results/<name>.json`` to
+``results/reference/``, and paste this command's output into the README.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .paths import REPO_ROOT
+
+REFERENCE = REPO_ROOT / "results" / "reference"
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.3g}" if abs(value) < 1 else f"{value:,.1f}".rstrip("0").rstrip(".")
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+# (notebook, metric, what it measures, what the paper reports)
+ROWS = [
+    ("01_soft_targets_and_temperature", "gradient_slope_without_T2", "log-log slope of the KL gradient vs T", "-2"),
+    ("01_soft_targets_and_temperature", "gradient_slope_with_T2", "same, with the T^2 factor", "0"),
+    ("02_mnist_hinton", "teacher_test_errors", "teacher 1200-1200 test errors", "67"),
+    ("02_mnist_hinton", "student_test_errors", "student 800-800, hard labels", "146"),
+    ("02_mnist_hinton", "kd_student_test_errors", "student 800-800, distilled T=20", "74"),
+    ("02_mnist_hinton", "small_data_student_test_errors", "3% data, hard labels (mean of seeds)", "-"),
+    ("02_mnist_hinton", "small_data_kd_student_test_errors", "3% data, distilled (mean of seeds)", "-"),
+    ("02_mnist_hinton", "omitted3_accuracy_on_3s_before_shift", "omitted-3 student, test 3s right, before shift",
+     "0.868"),
+    ("02_mnist_hinton", "omitted3_accuracy_on_3s_after_shift", "omitted-3 student, after the bias shift", "0.986"),
+]
+
+
+def table(folder: Path = REFERENCE) -> str:
+    """Markdown table of the reference results, one row per headline metric."""
+    runs = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+    lines = ["| notebook | result | ours | paper | profile, device, seconds |", "|---|---|---|---|---|"]
+    for notebook, metric, what, paper in ROWS:
+        if notebook in runs:
+            run = runs[notebook]
+            lines.append(f"| {notebook[:2]} | {what} | {_fmt(run['metrics'][metric])} | {paper} | "
+                         f"{run['profile']}, {run['device']}, {run['seconds']:.0f} s |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table())
