@@ -19,6 +19,7 @@ from __future__ import annotations
 import ast
 import os
 import random
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,7 +51,8 @@ def seed_everything(seed: int) -> None:
 
 def _parse_overrides(text: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    for item in filter(None, (part.strip() for part in text.split(","))):
+    # split on the commas that start a new "name=" so that lists like seeds=[0,1] stay whole
+    for item in filter(None, (part.strip() for part in re.split(r",(?=\s*[A-Za-z_]\w*\s*=)", text))):
         if "=" not in item:
             raise ValueError(f"KDLIB_OVERRIDES item {item!r} is not of the form name=value")
         key, value = (s.strip() for s in item.split("=", 1))

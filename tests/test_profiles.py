@@ -30,6 +30,11 @@ def test_overrides_change_sizes_and_disable_claims(monkeypatch):
     monkeypatch.setenv("KDLIB_OVERRIDES", "epochs=2")
     p = get_profile(**SIZES)
     assert p.epochs == 2 and p.assert_claims is False and p.overridden == ("epochs",)
+    monkeypatch.setenv("KDLIB_OVERRIDES", "epochs=3, seeds=[0, 1]")
+    with pytest.raises(ValueError, match="seeds"):
+        get_profile(**SIZES)
+    p = get_profile(ci=dict(epochs=1, seeds=[0]), laptop=dict(epochs=1, seeds=[0]))
+    assert p.seeds == [0, 1] and p.epochs == 3
     monkeypatch.setenv("KDLIB_OVERRIDES", "width=3")
     with pytest.raises(ValueError, match="width"):
         get_profile(**SIZES)
