@@ -112,8 +112,13 @@ def fetch_fashion_mnist(log=print) -> Path:
         return fetch_fashion_mnist(log)
     log("Fashion-MNIST: apt is not usable here; trying torchvision's download")
     from torchvision.datasets import FashionMNIST
-    for train in (True, False):
-        FashionMNIST(data_dir() / "torchvision", train=train, download=True)
+    try:
+        for train in (True, False):
+            FashionMNIST(data_dir() / "torchvision", train=train, download=True)
+    except Exception as err:  # offline, or the mirror is down
+        raise DataFileError(f"Fashion-MNIST: neither apt (as root) nor torchvision's download worked ({err}). "
+                            f"Install Debian's dataset-fashion-mnist or copy the four IDX files into "
+                            f"{data_dir() / 'torchvision' / 'FashionMNIST' / 'raw'}") from err
     return fetch_fashion_mnist(log)
 
 
