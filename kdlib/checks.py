@@ -7,7 +7,8 @@ Every exercise cell in ``notebooks/`` ends with ``kd_loss = check("kd_loss", kd_
   so the rest of the notebook still runs on correct numbers;
 * it is still a stub (raises ``NotImplementedError``): says "not solved yet: using the reference".
 
-Later notebooks add their own exercises with ``register(name, reference, cases)``.
+Later notebooks add their own exercises with ``register(name, reference, cases)``; notebook 03 registers
+``hint_loss`` and ``expected_calibration_error``.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Callable
 
 import torch
 
-from . import losses
+from . import evaluate, losses
 
 _REGISTRY: dict[str, tuple[Callable, Callable[[], list[tuple]]]] = {}
 
@@ -116,3 +117,31 @@ register("softmax_with_temperature", softmax_with_temperature, _softmax_cases)
 register("kd_loss", losses.kd_loss, lambda: _logit_cases(False))
 register("distillation_loss", losses.distillation_loss, lambda: _logit_cases(True))
 register("best_bias_shift", best_bias_shift, _bias_cases)
+
+
+# ---- notebook 03: the FitNets hint with its regressor, and ECE
+def _hint_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(3)
+    torch_state = torch.random.get_rng_state()
+    torch.manual_seed(3)
+    regressor = torch.nn.Conv2d(4, 6, kernel_size=3, padding=1)
+    linear = torch.nn.Linear(5, 3)
+    torch.random.set_rng_state(torch_state)
+    return [(torch.randn(2, 4, 5, 5, generator=gen), torch.randn(2, 6, 5, 5, generator=gen), regressor),
+            (torch.randn(3, 5, generator=gen), torch.randn(3, 3, generator=gen), linear),
+            (torch.randn(4, 8, generator=gen), torch.randn(4, 8, generator=gen), None)]
+
+
+def _ece_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(4)
+    cases = []
+    for n, c, scale, bins in [(500, 10, 3.0, 15), (200, 3, 1.0, 10), (64, 5, 8.0, 5)]:
+        probs = torch.softmax(torch.randn(n, c, generator=gen) * scale, -1)
+        labels = torch.randint(0, c, (n,), generator=gen)
+        labels[: n // 2] = probs[: n // 2].argmax(-1)  # half right, half random
+        cases.append((probs, labels, bins))
+    return cases
+
+
+register("hint_loss", losses.hint_loss, _hint_cases)
+register("expected_calibration_error", evaluate.expected_calibration_error, _ece_cases)

@@ -1,6 +1,7 @@
 """Teacher outputs computed once and looked up by sample index; trained teachers cached by recipe.
 
-Notebook 02 (and every later notebook that distils from a fixed teacher).
+Notebook 02 (and every later notebook that distils from a fixed teacher); notebook 03 also caches the
+teacher's *features* (``TeacherCache.build(teacher, x, outputs="features")`` calls ``teacher.features``).
 
 * ``TeacherCache``: the teacher's logits for every sample of a data set, stamped with a fingerprint of
   the teacher's weights and of the inputs. The training loop shuffles and augments *indices*, and looks
@@ -37,12 +38,15 @@ def fingerprint(obj: nn.Module | torch.Tensor) -> str:
 
 
 @torch.no_grad()
-def teacher_logits(teacher: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> torch.Tensor:
-    """The teacher's logits for all of ``x`` in eval mode (dropout off), on the teacher's device."""
+def teacher_logits(teacher: nn.Module, x: torch.Tensor, batch_size: int = 2048, fn: Callable | None = None
+                   ) -> torch.Tensor:
+    """The teacher's logits (or ``fn(x_batch)``, e.g. ``teacher.features``) for all of ``x`` in eval mode
+    (dropout off), computed on the teacher's device and returned on the CPU."""
     device = next(teacher.parameters()).device
+    fn = fn or teacher
     was_training = teacher.training
     teacher.eval()
-    out = torch.cat([teacher(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
+    out = torch.cat([fn(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
     teacher.train(was_training)
     return out
 
@@ -54,9 +58,18 @@ class TeacherCache:
         self.logits, self.teacher_id, self.inputs_id = logits, teacher_id, inputs_id
 
     @classmethod
-    def build(cls, teacher: nn.Module, x: torch.Tensor, batch_size: int = 2048) -> "TeacherCache":
-        """Run the teacher once over the (un-augmented) inputs ``x``."""
-        return cls(teacher_logits(teacher, x, batch_size), fingerprint(teacher), fingerprint(x))
+    def build(cls, teacher: nn.Module, x: torch.Tensor, batch_size: int = 2048, outputs: str = "logits"
+              ) -> "TeacherCache":
+        """Run the teacher once over the (un-augmented) inputs ``x``; ``outputs="features"`` caches
+        ``teacher.features(x)`` (notebook 03) instead of the logits. The values live in ``.logits``."""
+        if outputs not in ("logits", "features"):
+            raise ValueError(f"outputs must be 'logits' or 'features', got {outputs!r}")
+        fn = teacher.features if outputs == "features" else None
+        return cls(teacher_logits(teacher, x, batch_size, fn), fingerprint(teacher), fingerprint(x))
+
+    def map(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "TeacherCache":
+        """A cache of ``fn(values)`` for the same teacher and inputs (e.g. pooled features)."""
+        return TeacherCache(fn(self.logits), self.teacher_id, self.inputs_id)
 
     def __len__(self) -> int:
         return len(self.logits)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import argparse
 
+from .images import fetch_fashion_mnist
 from .mnist import fetch_mnist
 
-FETCHERS = {"mnist": fetch_mnist}
+FETCHERS = {"mnist": fetch_mnist, "fashion_mnist": fetch_fashion_mnist}
 
 
 def main(argv: list[str] | None = None) -> None:
