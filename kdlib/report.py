@@ -17,7 +17,7 @@ REFERENCE = REPO_ROOT / "results" / "reference"
 
 def _fmt(value) -> str:
     if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1 else f"{value:,.1f}".rstrip("0").rstrip(".")
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
