@@ -26,8 +26,11 @@ $(DATA): $(STAMP) kdlib/data/mnist.py kdlib/data/fetch.py
 
 data: $(DATA)
 
+# JupyterLab refuses to start as root unless told; containers often run as root.
+ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab $(ROOT_FLAG) notebooks/
 
 test: setup
 	KDLIB_PROFILE=ci $(PY) -m pytest
