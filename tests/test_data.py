@@ -56,3 +56,28 @@ def test_subset_by_fraction_excluding_a_class_keeps_indices():
     assert len(part.y) == 45 and (part.y != 3).all() and torch.equal(split.x[index], part.x)
     with pytest.raises(ValueError, match="fraction"):
         subset(split, fraction=0)
+
+
+def _write_idx(path, array):
+    import struct
+
+    import numpy as np
+    code = {1: 0x0801, 3: 0x0803}[array.ndim]
+    path.write_bytes(struct.pack(">I", code) + struct.pack(f">{array.ndim}I", *array.shape)
+                     + np.ascontiguousarray(array, dtype=np.uint8).tobytes())
+
+
+def test_torchvision_layout_is_accepted_when_the_pickle_is_absent(tmp_path, monkeypatch):
+    """The canonical IDX files (as torchvision downloads them) load with the same split and scaling."""
+    import numpy as np
+    monkeypatch.setenv("KDLIB_DATA_DIR", str(tmp_path))
+    raw = tmp_path / "torchvision" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 12), ("t10k", 5)):
+        _write_idx(raw / f"{prefix}-images-idx3-ubyte", rng.integers(0, 256, (n, 28, 28)))
+        _write_idx(raw / f"{prefix}-labels-idx1-ubyte", rng.integers(0, 10, n))
+    data = load_mnist()
+    assert tuple(data["train"].x.shape) == (12, 784) and tuple(data["test"].x.shape) == (5, 784)
+    assert 0 <= float(data["train"].x.min()) and float(data["train"].x.max()) <= 1
+    assert data["train"].y.dtype == torch.int64
