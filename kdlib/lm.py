@@ -27,7 +27,7 @@ from .data.smollm2 import SMOLLM2_GGUF, SMOLLM2_HUB_ID, SMOLLM2_SHA256, require_
 from .paths import data_dir
 
 __all__ = ["LoadedLM", "load_teacher", "convert_gguf", "converted_dir", "converted_ok", "build_student", "check_vocab", "model_vocab_size",
-           "count_parameters"]
+           "count_parameters", "train_own_teacher"]
 
 
 @dataclass
@@ -213,3 +213,51 @@ def count_parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
+
+
+def train_own_teacher(texts: list[str], name: str, recipe: dict, device="cpu", log=print) -> LoadedLM:
+    """The fallback where no pretrained teacher can be had (a GPU machine that reaches no registry or hub):
+    a byte-level BPE tokenizer trained on ``texts`` and a Llama teacher trained on them as a plain LM, both
+    cached in ``datasets/cache/own_teacher/<name>-<recipe key>`` (rebuilt when the recipe changes).
+
+    ``recipe``: ``vocab_size``, ``layers``, ``hidden``, ``steps``, ``block``, ``batch``, ``lr`` and
+    ``tokens`` (how many training tokens to use). The returned ``reason`` says that this happened.
+    """
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
+
+    from .lm_train import lm_step, token_blocks, train_lm
+    from .teacher import recipe_key
+
+    start = time.perf_counter()
+    folder = data_dir() / "own_teacher" / f"{name}-{recipe_key(recipe)}"
+    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        tok = PreTrainedTokenizerFast.from_pretrained(folder)
+        return LoadedLM(model, tok, str(folder), f"own teacher trained earlier on the corpus, loaded from {folder}",
+                        time.perf_counter() - start)
+    log(f"no pretrained teacher available: training a tokenizer and an own teacher on the corpus ({recipe})")
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=recipe["vocab_size"], special_tokens=["<|endoftext|>"],
+                            show_progress=False)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
+                                  pad_token="<|endoftext|>", bos_token="<|endoftext|>")
+    tok.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                         "{% if add_generation_prompt %}assistant: {% endif %}")
+    eos = tok.eos_token_id
+    hidden = recipe["hidden"]
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 8 // 3,
+                         num_hidden_layers=recipe["layers"], num_attention_heads=hidden // 64,
+                         num_key_value_heads=max(1, hidden // 192), head_dim=64, max_position_embeddings=2048,
+                         tie_word_embeddings=True, bos_token_id=eos, eos_token_id=eos, pad_token_id=eos)
+    torch.manual_seed(0)
+    from transformers import LlamaForCausalLM
+    model = LlamaForCausalLM(config)
+    blocks = token_blocks(tok, texts, recipe["block"], recipe["tokens"])
+    train_lm(model, blocks, lm_step, steps=recipe["steps"], batch_size=recipe["batch"], lr=recipe["lr"],
+             device=device, desc="own teacher")
+    model.cpu().save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return LoadedLM(model.eval(), tok, str(folder), f"no pretrained teacher available: trained an own teacher "
+                    f"({recipe['layers']} layers, hidden {hidden}, {recipe['steps']} steps) and a BPE tokenizer "
+                    f"on the corpus, cached in {folder}", time.perf_counter() - start)

@@ -141,3 +141,16 @@ def test_real_teacher_topk_error_for_the_chosen_k_and_vocab_check():
     errors = [topk_relative_error(s_logits, t_logits, k=k) for k in (8, 32, 128)]
     assert errors[1] < 0.10 and errors[0] > errors[1] > errors[2]
     assert float(forward_kl(t_logits, t_logits)) == pytest.approx(0.0, abs=1e-4)
+
+
+def test_own_teacher_fallback_trains_tokenizer_and_model_then_reuses_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDLIB_DATA_DIR", str(tmp_path))
+    from kdlib.lm import train_own_teacher
+    texts = [f"Shares in company {i} rose by {i % 7} percent on Monday after strong sales." for i in range(60)]
+    recipe = dict(vocab_size=300, layers=1, hidden=64, steps=2, block=16, batch=2, lr=1e-3, tokens=512)
+    first = train_own_teacher(texts, "tiny", recipe, log=lambda *a: None)
+    assert "trained an own teacher" in first.reason
+    student = build_student(first.model.config, num_layers=1, hidden_size=64)
+    check_vocab(first.model, student, first.tokenizer, first.tokenizer)
+    again = train_own_teacher(texts, "tiny", recipe, log=lambda *a: None)
+    assert "loaded from" in again.reason and len(again.tokenizer) == len(first.tokenizer)
