@@ -26,7 +26,8 @@ from .data.assets import sha256sum
 from .data.smollm2 import SMOLLM2_GGUF, SMOLLM2_HUB_ID, SMOLLM2_SHA256, require_smollm2
 from .paths import data_dir
 
-__all__ = ["LoadedLM", "load_teacher", "convert_gguf", "converted_dir", "converted_ok", "build_student", "check_vocab", "model_vocab_size",
+__all__ = ["LoadedLM", "load_teacher", "convert_gguf", "converted_dir", "converted_ok", "build_student",
+           "check_vocab", "model_vocab_size", "count_parameters", "train_own_teacher"]
            "count_parameters", "train_own_teacher"]
 
 
