@@ -28,7 +28,6 @@ from .paths import data_dir
 
 __all__ = ["LoadedLM", "load_teacher", "convert_gguf", "converted_dir", "converted_ok", "build_student",
            "check_vocab", "model_vocab_size", "count_parameters", "train_own_teacher"]
-           "count_parameters", "train_own_teacher"]
 
 
 @dataclass
