@@ -145,3 +145,39 @@ def _ece_cases() -> list[tuple]:
 
 register("hint_loss", losses.hint_loss, _hint_cases)
 register("expected_calibration_error", evaluate.expected_calibration_error, _ece_cases)
+
+
+# ---- notebook 05: token-level KL with masks, and the top-k cache with its tail bucket
+def _masked_kl_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(5)
+    cases = []
+    for b, length, v in [(2, 5, 7), (3, 4, 11), (1, 6, 5)]:
+        s = torch.randn(b, length, v, generator=gen) * 2
+        t = torch.randn(b, length, v, generator=gen) * 2
+        mask = (torch.rand(b, length, generator=gen) > 0.4).long()
+        mask[0, -1] = 1  # at least one token counts
+        cases.append((s, t, mask))
+    return cases
+
+
+def topk_with_tail(teacher_logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Reference (notebook 05): the k largest teacher log-probs, their ids (int64), and log of the tail mass."""
+    from .lm_losses import topk_from_logits
+    cache = topk_from_logits(teacher_logits, k)
+    return cache.log_probs, cache.indices.long(), cache.tail
+
+
+def _topk_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(6)
+    return [(torch.randn(2, 3, 20, generator=gen) * 3, 4), (torch.randn(4, 50, generator=gen), 10),
+            (torch.randn(1, 2, 9, generator=gen) * 5, 8)]
+
+
+def _register_lm() -> None:
+    from . import lm_losses
+    register("forward_kl", lm_losses.forward_kl, _masked_kl_cases)
+    register("reverse_kl", lm_losses.reverse_kl, _masked_kl_cases)
+    register("topk_with_tail", topk_with_tail, _topk_cases)
+
+
+_register_lm()

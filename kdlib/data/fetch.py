@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import argparse
 
+from .bbc import fetch_bbc_news
 from .images import fetch_fashion_mnist
 from .mnist import fetch_mnist
+from .smollm2 import fetch_and_convert_smollm2
 
-FETCHERS = {"mnist": fetch_mnist, "fashion_mnist": fetch_fashion_mnist}
+FETCHERS = {"mnist": fetch_mnist, "fashion_mnist": fetch_fashion_mnist, "bbc_news": fetch_bbc_news,
+            "smollm2": fetch_and_convert_smollm2}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,99 @@
+"""Generation helpers for LM distillation: batched sampling with the chat template, several samples per
+prompt, and sequence log-probabilities. Notebook 05 (sequence-level and on-policy KD), later DPO notebooks.
+
+``sequence_logprobs`` is the *sum* of the completion tokens' log-probabilities (prompt and padding masked):
+the quantity DPO and sequence-level scoring need (a mean would favour long, rambling completions).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+__all__ = ["Samples", "chat_prompts", "generate", "sequence_logprobs", "token_logprobs"]
+
+
+@dataclass
+class Samples:
+    """``input_ids`` (n, P + C), left-padded prompts followed by completions; ``attention_mask`` 1 on real
+    tokens; ``completion_mask`` 1 on generated tokens up to and including the first end-of-sequence token;
+    ``prompt_index[i]`` is the prompt that row i answers; ``texts`` the decoded completions."""
+
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    completion_mask: torch.Tensor
+    prompt_index: list[int]
+    texts: list[str]
+
+
+def chat_prompts(tokenizer, questions: list[str], system: str | None = None) -> list[str]:
+    """Each question wrapped in the tokenizer's chat template, ending with the assistant's turn."""
+    out = []
+    for q in questions:
+        messages = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": q}]
+        out.append(tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False))
+    return out
+
+
+@torch.no_grad()
+def generate(model, tokenizer, prompts: list[str], num_samples: int = 1, max_new_tokens: int = 32,
+             temperature: float = 1.0, do_sample: bool = True, batch_size: int = 16, seed: int = 0,
+             add_special_tokens: bool = False) -> Samples:
+    """Sample ``num_samples`` completions for each prompt (already formatted: use ``chat_prompts`` for chat
+    models), in batches of ``batch_size`` prompts, left-padded; greedy when ``do_sample=False``."""
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    eos = tokenizer.eos_token_id
+    old_side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    torch.manual_seed(seed)
+    rows, index, was_training = [], [], model.training
+    model.eval()
+    try:
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start:start + batch_size]
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(device)
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                                 temperature=temperature if do_sample else None, top_p=None, top_k=None,
+                                 num_return_sequences=num_samples, pad_token_id=pad, eos_token_id=eos)
+            p_len = enc["input_ids"].shape[1]
+            prompt_mask = enc["attention_mask"].repeat_interleave(num_samples, 0)
+            for r in range(out.shape[0]):
+                rows.append((out[r, :p_len], prompt_mask[r], out[r, p_len:]))
+                index.append(start + r // num_samples)
+    finally:
+        tokenizer.padding_side = old_side
+        model.train(was_training)
+    width_p = max(len(p) for p, _, _ in rows)
+    width_c = max(len(c) for _, _, c in rows)
+    n = len(rows)
+    ids = torch.full((n, width_p + width_c), pad, dtype=torch.long)
+    attn = torch.zeros(n, width_p + width_c, dtype=torch.long)
+    comp = torch.zeros(n, width_p + width_c, dtype=torch.long)
+    texts = []
+    for r, (p, pm, c) in enumerate(rows):
+        ids[r, width_p - len(p):width_p] = p.cpu()
+        attn[r, width_p - len(p):width_p] = pm.cpu()
+        c = c.cpu()
+        ended = (c == eos).nonzero()
+        n_c = int(ended[0]) + 1 if len(ended) else len(c)  # keep the first end-of-sequence token
+        ids[r, width_p:width_p + len(c)] = c
+        attn[r, width_p:width_p + n_c] = 1
+        comp[r, width_p:width_p + n_c] = 1
+        texts.append(tokenizer.decode(c[:n_c], skip_special_tokens=True))
+    return Samples(ids, attn, comp, index, texts)
+
+
+def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """``log p(x_t | x_<t)`` for t = 1..L-1, shape (n, L-1) (position t-1 of the result scores token t)."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
+    return torch.gather(F.log_softmax(logits, -1), -1, input_ids[:, 1:, None]).squeeze(-1)
+
+
+def sequence_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      completion_mask: torch.Tensor) -> torch.Tensor:
+    """Sum over completion tokens of ``log p(token | everything before it)``; prompt and padding masked.
+    Returns shape (n,). Gradients flow when called outside ``torch.no_grad``."""
+    lp = token_logprobs(model, input_ids, attention_mask)
+    return (lp * completion_mask[:, 1:].to(lp.dtype)).sum(-1)
