@@ -48,6 +48,7 @@ notebooks: $(STAMP)
 
 benchmark: setup
 	$(PY) benchmarks/kd_epoch_cost.py
+	$(PY) benchmarks/lm_topk_cache.py
 
 report: $(STAMP)
 	$(PY) -m kdlib.report

@@ -44,6 +44,21 @@ ROWS = [
     ("03_conv_features_calibration", "kd_student.ece", "ECE, KD student", "-"),
     ("03_conv_features_calibration", "kd_student.ece_after_temperature_scaling",
      "ECE, KD student after temperature scaling", "-"),
+    ("05_llm_token_sequence_kd", "teacher.heldout_perplexity", "SmolLM2-135M teacher, held-out perplexity (BBC News)",
+     "-"),
+    ("05_llm_token_sequence_kd", "students.a_plain_lm.heldout_perplexity", "(a) plain-LM student, perplexity", "-"),
+    ("05_llm_token_sequence_kd", "students.b_token_kd.heldout_perplexity", "(b) token-KD student (top-k), perplexity",
+     "-"),
+    ("05_llm_token_sequence_kd", "students.c_sequence_kd.heldout_perplexity", "(c) sequence-KD student, perplexity",
+     "-"),
+    ("05_llm_token_sequence_kd", "students.d_on_policy.heldout_perplexity", "(d) on-policy (GKD) student, perplexity",
+     "-"),
+    ("05_llm_token_sequence_kd", "students.a_plain_lm.teacher_top1_agreement", "(a) plain LM, top-1 agreement with teacher",
+     "-"),
+    ("05_llm_token_sequence_kd", "students.b_token_kd.teacher_top1_agreement", "(b) token KD, top-1 agreement with teacher",
+     "-"),
+    ("05_llm_token_sequence_kd", "students.b_token_kd.topk_loss_relative_error",
+     "(b) top-k (k=32) KL error vs full vocabulary", "-"),
 ]
 
 
