@@ -18,7 +18,8 @@ import torch
 from kdlib.data.bbc import load_bbc_news
 from kdlib.lm import build_student, load_teacher
 from kdlib.lm_losses import forward_kl, topk_loss
-from kdlib.lm_train import cache_topk, lm_step, memory_mb, token_blocks, train_lm
+from kdlib.lm_train import cache_topk, lm_step, token_blocks, train_lm
+from kdlib.serving import model_size_mb
 
 
 def online_step(teacher):
@@ -65,7 +66,7 @@ def main() -> None:
     for name, ts in times.items():
         print(f"{name:24s} {statistics.median(ts):8.3f} {statistics.median(ts) / base:8.2f}")
     print(f"one-off cache build: {build_s:.1f} s ({tps:.0f} teacher tokens/s)")
-    print(f"memory: teacher weights {memory_mb(teacher):.0f} MB (online only); top-{args.k} cache "
+    print(f"memory: teacher weights {model_size_mb(teacher):.0f} MB (online only); top-{args.k} cache "
           f"{cache.nbytes() / 1e6:.2f} MB for {blocks.numel()} tokens ({cache.nbytes() / blocks.numel():.0f} B/token); "
           f"full fp32 logits would be {blocks.numel() * teacher.config.vocab_size * 4 / 1e6:.0f} MB")
 

@@ -27,7 +27,7 @@ from .data.smollm2 import SMOLLM2_GGUF, SMOLLM2_HUB_ID, SMOLLM2_SHA256, require_
 from .paths import data_dir
 
 __all__ = ["LoadedLM", "load_teacher", "convert_gguf", "converted_dir", "converted_ok", "build_student",
-           "check_vocab", "model_vocab_size", "count_parameters", "train_own_teacher"]
+           "check_vocab", "model_vocab_size", "train_own_teacher"]
 
 
 @dataclass
@@ -206,11 +206,6 @@ def build_student(teacher_config, num_layers: int = 2, hidden_size: int = 192, i
         raise ValueError(f"init must be 'random' or 'teacher', got {init!r}")
     check_vocab(teacher if teacher is not None else student, student)
     return student
-
-
-def count_parameters(model: torch.nn.Module) -> int:
-    """Distinct parameters (a tied embedding / LM head counted once)."""
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
 
 
 

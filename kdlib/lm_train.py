@@ -19,9 +19,10 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .lm_losses import TopK, forward_kl, topk_from_logits, topk_loss
+from .serving import synchronize
 
 __all__ = ["token_blocks", "cache_topk", "lm_step", "topk_kd_step", "train_lm", "evaluate_lms",
-           "tokens_per_second", "memory_mb"]
+           "tokens_per_second"]
 
 
 def token_blocks(tokenizer, texts: list[str], block_size: int, max_tokens: int | None = None) -> torch.Tensor:
@@ -139,19 +140,11 @@ def tokens_per_second(model, blocks: torch.Tensor, batch_size: int = 8, max_batc
     device = next(model.parameters()).device
     model.eval()
     model(input_ids=blocks[:batch_size].to(device))
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     start, tokens = time.perf_counter(), 0
     for i in range(0, min(len(blocks), batch_size * max_batches), batch_size):
         x = blocks[i:i + batch_size].to(device)
         model(input_ids=x)
         tokens += x.numel()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    synchronize(device)
     return tokens / (time.perf_counter() - start)
-
-
-def memory_mb(model) -> float:
-    """Bytes of the model's distinct parameters and buffers, in MB (10^6 bytes)."""
-    tensors = {id(t): t for t in [*model.parameters(), *model.buffers()]}.values()
-    return sum(t.numel() * t.element_size() for t in tensors) / 1e6

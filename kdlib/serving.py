@@ -13,7 +13,8 @@ import torch
 from torch import nn
 
 
-def _sync(device: torch.device) -> None:
+def synchronize(device: torch.device) -> None:
+    """Wait for queued CUDA kernels (no-op on the CPU), so that a clock sees the work finish."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 
@@ -39,12 +40,12 @@ def latency(model: nn.Module, x: torch.Tensor, warmup: int = 10, repeats: int = 
     x = x.to(device)
     for _ in range(warmup):
         model(x)
-    _sync(device)
+    synchronize(device)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         model(x)
-        _sync(device)
+        synchronize(device)
         times.append((time.perf_counter() - start) * 1e3)
     t = torch.tensor(times)
     q = torch.quantile(t, torch.tensor([0.5, 0.95, 0.99]))
