@@ -24,13 +24,14 @@ def sha256sum(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def verify(path: Path, sha256: str, what: str) -> Path:
-    """Return ``path`` if it exists and its sha256 matches, else raise DataFileError saying how to fetch."""
+def verify(path: Path, sha256: str, what: str, fetch: str = FETCH_COMMAND) -> Path:
+    """Return ``path`` if it exists and its sha256 matches, else raise DataFileError naming the file and
+    ``fetch``, the command that fetches it."""
     path = Path(path)
     if not path.is_file():
-        raise DataFileError(f"{what}: {path} is missing. Fetch it with: {FETCH_COMMAND}")
+        raise DataFileError(f"{what}: {path} is missing. Fetch it with: {fetch}")
     actual = sha256sum(path)
     if actual != sha256:
         raise DataFileError(f"{what}: {path} is corrupt (sha256 {actual}, expected {sha256}). "
-                            f"Delete it and fetch again with: {FETCH_COMMAND}")
+                            f"Delete it and fetch again with: {fetch}")
     return path

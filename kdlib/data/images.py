@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..paths import data_dir
-from .assets import FETCH_COMMAND, DataFileError, sha256sum, verify
+from .assets import FETCH_COMMAND, DataFileError, verify
 from .mnist import Split
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
@@ -135,12 +135,7 @@ def load_fashion_mnist(folder: Path | None = None) -> dict[str, Split]:
         folder = found[0]
     arrays = {}
     for name, digest in FASHION_SHA256.items():
-        path = Path(folder) / name
-        if not path.is_file():
-            raise DataFileError(f"Fashion-MNIST: {path} is missing. Fetch it with: {FASHION_FETCH}")
-        if sha256sum(path) != digest:
-            raise DataFileError(f"Fashion-MNIST: {path} is corrupt (sha256 {sha256sum(path)}, expected {digest}). "
-                                f"Fetch it again with: {FASHION_FETCH}")
+        path = verify(Path(folder) / name, digest, "Fashion-MNIST", fetch=FASHION_FETCH)
         arrays[name.split("-idx")[0]] = read_idx(path)
     to_x = lambda a: torch.from_numpy(a.astype(np.float32) / 255.0).unsqueeze(1)  # noqa: E731
     x, y = to_x(arrays["train-images"]), torch.from_numpy(arrays["train-labels"].astype(np.int64))
