@@ -94,3 +94,19 @@ def reliability_diagram(probs: torch.Tensor, labels: torch.Tensor, n_bins: int =
     ax.set_ylabel("accuracy")
     ax.legend()
     return ax
+
+
+def macro_f1(logits: torch.Tensor, labels: torch.Tensor, n_classes: int | None = None) -> float:
+    """Macro-averaged F1 (notebook 04): ``mean_c 2 P_c R_c / (P_c + R_c)`` with precision P_c and recall R_c
+    of class c (a class never predicted and never present is skipped; one with no true positives scores 0)."""
+    _check(logits, labels)
+    n_classes = n_classes or logits.shape[1]
+    pred = logits.argmax(-1)
+    scores = []
+    for c in range(n_classes):
+        tp = int(((pred == c) & (labels == c)).sum())
+        n_pred, n_true = int((pred == c).sum()), int((labels == c).sum())
+        if n_pred == 0 and n_true == 0:
+            continue
+        scores.append(2 * tp / (n_pred + n_true))
+    return sum(scores) / max(len(scores), 1)

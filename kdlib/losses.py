@@ -159,3 +159,13 @@ LOSSES = {
     "hint": hint_loss,
     "cosine_feature": cosine_feature_loss,
 }
+
+
+# ---- notebook 04: transformer losses (hidden states, attention maps, MiniLM relations), kept in their own module
+from .transformer_losses import (attention_loss, embedding_loss, hidden_state_loss, layer_map,  # noqa: E402
+                                 minilm_relation_loss, value_relation)
+
+__all__ += ["layer_map", "hidden_state_loss", "embedding_loss", "attention_loss", "value_relation",
+            "minilm_relation_loss"]
+LOSSES.update({"hidden_state": hidden_state_loss, "embedding": embedding_loss, "attention": attention_loss,
+               "minilm_relation": minilm_relation_loss})

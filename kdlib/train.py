@@ -57,11 +57,12 @@ def train(model: nn.Module, data: Split, *, epochs: int, step: Step = cross_entr
           lr: float = 1e-3, weight_decay: float = 0.0, optimizer: str = "adam",
           augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
           val: Split | None = None, device: torch.device | str = "cpu", seed: int = 0,
-          desc: str = "train", progress: bool = True) -> History:
+          desc: str = "train", progress: bool = True, step_bar: bool = False) -> History:
     """Train ``model`` in place on ``data`` for ``epochs`` and return its ``History``.
 
     ``augment(x_batch, generator)`` transforms inputs only (indices, labels and teacher lookups are
-    untouched). ``val`` is evaluated after every epoch.
+    untouched). ``val`` is evaluated after every epoch. ``step_bar=True`` adds a bar over the batches
+    of each epoch (for runs of one or two long epochs, such as fine-tuning a transformer teacher).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {epochs}")
@@ -86,7 +87,10 @@ def train(model: nn.Module, data: Split, *, epochs: int, step: Step = cross_entr
     for epoch in bar:
         model.train()
         losses = []
-        for idx in batches(len(x), batch_size, shuffle=True, generator=gen):
+        steps = batches(len(x), batch_size, shuffle=True, generator=gen)
+        if step_bar and progress:
+            steps = tqdm(steps, total=-(-len(x) // batch_size), desc=f"{desc} epoch {epoch}", leave=False)
+        for idx in steps:
             idx = idx.to(device)
             xb = x[idx] if augment is None else augment(x[idx], aug_gen)
             loss = step(model, xb, y[idx], idx)
