@@ -162,7 +162,7 @@ def check_tokenizer(teacher_tokenizer, student_tokenizer) -> None:
     elif tv != sv:
         differ = sorted(t for t in tv if sv.get(t) != tv[t])[:5]
         problems.append(f"they map tokens to different ids (for example {differ})")
-    probe = "Héllo WORLD, #driverless cars!"
+    probe = "Good CAR, bad car: Héllo #driverless cars!"
     if not problems and teacher_tokenizer(probe)["input_ids"] != student_tokenizer(probe)["input_ids"]:
         problems.append(f"they split {probe!r} differently (casing or accents are normalised differently)")
     if problems:

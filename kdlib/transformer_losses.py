@@ -90,10 +90,11 @@ def _state_mse(student: torch.Tensor, teacher: torch.Tensor, projection, mask, w
 
 
 def _projection(projections, student_layer: int):
-    if projections is None or callable(projections):
-        return projections
-    return projections[str(student_layer)] if isinstance(projections, torch.nn.ModuleDict) else \
-        projections[student_layer]
+    if isinstance(projections, torch.nn.ModuleDict):
+        return projections[str(student_layer)]
+    if isinstance(projections, dict):
+        return projections[student_layer]
+    return projections  # None, or one module for every layer
 
 
 def hidden_state_loss(student_states, teacher_states, mapping: dict[int, int], projections=None,
