@@ -181,3 +181,55 @@ def _register_lm() -> None:
 
 
 _register_lm()
+
+
+# ---- notebook 04: the hidden-state loss with a projection, the attention loss with padding masked
+def hidden_state_mse(student_state: torch.Tensor, teacher_state: torch.Tensor, projection, mask: torch.Tensor
+                     ) -> torch.Tensor:
+    """Reference (notebook 04): one mapped layer of ``hidden_state_loss``: ``MSE(W h_S, h_T)`` averaged over
+    real tokens (mask 1) and the teacher's hidden units; ``projection`` W may be None for equal widths."""
+    from .transformer_losses import embedding_loss
+    return embedding_loss(student_state, teacher_state, projection, mask)
+
+
+def attention_mse(student_attention: torch.Tensor, teacher_attention: torch.Tensor, mask: torch.Tensor
+                  ) -> torch.Tensor:
+    """Reference (notebook 04): one layer of ``attention_loss(kind="mse")``: per head and real query, the squared
+    error summed over real keys divided by their number, averaged over heads and real queries."""
+    from .transformer_losses import attention_loss
+    return attention_loss([student_attention], [teacher_attention], {1: 1}, mask, kind="mse")
+
+
+def _encoder_mask(gen: torch.Generator, b: int, length: int) -> torch.Tensor:
+    lengths = torch.randint(2, length + 1, (b,), generator=gen)
+    lengths[0] = length  # one full row
+    return (torch.arange(length)[None, :] < lengths[:, None]).long()
+
+
+def _hidden_mse_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(7)
+    torch_state = torch.random.get_rng_state()
+    torch.manual_seed(7)
+    up = torch.nn.Linear(6, 10)
+    torch.random.set_rng_state(torch_state)
+    cases = []
+    for b, length, ws, wt, proj in [(2, 5, 6, 10, up), (3, 4, 8, 8, None), (2, 7, 6, 10, up)]:
+        cases.append((torch.randn(b, length, ws, generator=gen), torch.randn(b, length, wt, generator=gen) * 2,
+                      proj, _encoder_mask(gen, b, length)))
+    return cases
+
+
+def _attention_mse_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(8)
+    cases = []
+    for b, heads, length in [(2, 3, 5), (3, 2, 6), (1, 4, 4)]:
+        mask = _encoder_mask(gen, b, length)
+        keys = ~mask.bool()[:, None, None, :]
+        s = torch.randn(b, heads, length, length, generator=gen).masked_fill(keys, float("-inf")).softmax(-1)
+        t = torch.randn(b, heads, length, length, generator=gen).masked_fill(keys, float("-inf")).softmax(-1)
+        cases.append((s, t, mask))
+    return cases
+
+
+register("hidden_state_mse", hidden_state_mse, _hidden_mse_cases)
+register("attention_mse", attention_mse, _attention_mse_cases)

@@ -34,3 +34,38 @@ def test_naive_softmax_fails_the_overflow_case(capsys):
 def test_crashing_solution_is_reported(capsys):
     check("distillation_loss", lambda *a: 1 / 0)
     assert "ZeroDivisionError" in capsys.readouterr().out
+
+
+# ---- notebook 04 exercises
+def test_hidden_state_mse_exercise(capsys):
+    from kdlib.checks import hidden_state_mse
+
+    def over_all_positions(s, t, proj, mask):  # forgets the mask: padding counts
+        mapped = s if proj is None else proj(s)
+        return (mapped - t).pow(2).mean()
+
+    def correct(s, t, proj, mask):
+        mapped = s if proj is None else proj(s)
+        m = mask.float()
+        return ((mapped - t).pow(2).sum(-1) * m).sum() / (m.sum() * t.shape[-1])
+
+    assert check("hidden_state_mse", correct) is correct
+    assert check("hidden_state_mse", over_all_positions) is hidden_state_mse
+    assert "differs from the reference" in capsys.readouterr().out
+
+
+def test_attention_mse_exercise(capsys):
+    from kdlib.checks import attention_mse
+
+    def unmasked(s, t, mask):
+        return (s - t).pow(2).mean()
+
+    def correct(s, t, mask):
+        m = mask.float()
+        q, k = m[:, None, :], m[:, None, None, :]
+        per_query = ((s - t).pow(2) * k).sum(-1) / k.sum(-1)
+        return (per_query * q).sum() / (q.sum() * s.shape[1])
+
+    assert check("attention_mse", correct) is correct
+    assert check("attention_mse", unmasked) is attention_mse
+    assert "differs from the reference" in capsys.readouterr().out
