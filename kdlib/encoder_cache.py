@@ -125,6 +125,7 @@ class EncoderTeacherCache:
         if layer not in store:
             raise KeyError(f"teacher {what} of layer {layer} were not cached (cached: {sorted(store)}); rebuild "
                            f"the cache with this layer in {what.split()[0]}_layers")
+        device = torch.as_tensor(idx).device
         idx = torch.as_tensor(idx).cpu()
         if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= len(self)):
             raise IndexError(f"sample index out of range for a teacher cache of {len(self)} samples")
@@ -138,7 +139,7 @@ class EncoderTeacherCache:
                 out[r, :, :n, :n] = t
             else:
                 out[r, :n] = t
-        return out
+        return out.to(device)
 
     def hidden_states(self, idx, length: int) -> list:
         """A list indexed by teacher layer 0..n: (B, length, H) float32 for cached layers, None otherwise."""

