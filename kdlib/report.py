@@ -61,6 +61,18 @@ ROWS = [
      "(b) top-k (k=32) KL error vs full vocabulary", "-"),
 ]
 
+# notebook 04: transformer compression
+ROWS += [
+    ("04_transformer_compression", "teacher_accuracy", "all-MiniLM-L6-v2 fine-tuned on tweets, test accuracy", "-"),
+    ("04_transformer_compression", "best_student.name", "best student at >= 3x speed-up (batch 32, CPU)", "-"),
+    ("04_transformer_compression", "best_student.retained", "its share of the teacher's accuracy",
+     "0.97 (DistilBERT), 0.968 (TinyBERT-4)"),
+    ("04_transformer_compression", "best_student.speedup_batch32", "its speed-up at batch 32",
+     "1.6 (DistilBERT), 9.4 (TinyBERT-4)"),
+    ("04_transformer_compression", "low_label.label_only", "1k labels: label-only student, test accuracy", "-"),
+    ("04_transformer_compression", "low_label.distilled", "1k labels + teacher-labelled tweets: distilled", "-"),
+]
+
 
 def _lookup(metrics: dict, path: str):
     value = metrics
@@ -75,7 +87,7 @@ def table(folder: Path = REFERENCE) -> str:
     """Markdown: one row per headline metric, then one line per run (profile, device, seconds)."""
     runs = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
     lines = ["| # | result | ours | paper |", "|---|---|---|---|"]
-    for notebook, metric, what, paper in ROWS:
+    for notebook, metric, what, paper in sorted(ROWS, key=lambda row: row[0][:2]):  # by notebook, stable
         if notebook in runs:
             lines.append(f"| {notebook[:2]} | {what} | {_lookup(runs[notebook]['metrics'], metric)} | {paper} |")
     lines.append("")
