@@ -71,6 +71,7 @@ ROWS += [
      "1.6 (DistilBERT), 9.4 (TinyBERT-4)"),
     ("04_transformer_compression", "low_label.label_only", "1k labels: label-only student, test accuracy", "-"),
     ("04_transformer_compression", "low_label.distilled", "1k labels + teacher-labelled tweets: distilled", "-"),
+    ("04_transformer_compression", "low_label.std_err", "standard error of that difference (paired bootstrap)", "-"),
 ]
 
 
