@@ -159,3 +159,10 @@ LOSSES = {
     "hint": hint_loss,
     "cosine_feature": cosine_feature_loss,
 }
+
+
+# ---- notebook 07: DPO lives with the other preference code in kdlib.preference; re-exported here
+from .preference import dpo_loss  # noqa: E402
+
+__all__.append("dpo_loss")
+LOSSES["dpo"] = dpo_loss
