@@ -181,3 +181,36 @@ def _register_lm() -> None:
 
 
 _register_lm()
+
+
+# ---- notebook 07: summed completion log-probs with the prompt and padding masked, and the DPO loss
+def _completion_logprob_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(7)
+    cases = []
+    for n, length, v, prompt in [(2, 6, 9, 2), (3, 8, 13, 4), (1, 5, 7, 1)]:
+        ids = torch.randint(0, v, (n, length), generator=gen)
+        mask = torch.zeros(n, length, dtype=torch.long)
+        mask[:, prompt:] = 1
+        mask[0, -1] = 0  # a shorter first completion: right padding
+        cases.append((torch.randn(n, length, v, generator=gen) * 2, ids, mask))
+    return cases
+
+
+def _dpo_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(8)
+    cases = []
+    for n, beta in [(4, 0.1), (3, 1.0), (5, 0.5)]:
+        pc, pr, rc, rr = (-torch.rand(n, generator=gen) * 20 for _ in range(4))
+        cases.append((pc, pr, rc, rr, beta))
+    z = torch.full((2,), -3.0)
+    cases.append((z, z - 1, z, z - 1, 0.2))  # policy == reference: log 2
+    return cases
+
+
+def _register_preference() -> None:
+    from . import lm_generate, preference
+    register("completion_logprobs", lm_generate.completion_logprobs, _completion_logprob_cases)
+    register("dpo_loss", preference.dpo_loss, _dpo_cases)
+
+
+_register_preference()

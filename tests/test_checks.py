@@ -34,3 +34,27 @@ def test_naive_softmax_fails_the_overflow_case(capsys):
 def test_crashing_solution_is_reported(capsys):
     check("distillation_loss", lambda *a: 1 / 0)
     assert "ZeroDivisionError" in capsys.readouterr().out
+
+
+# ---- notebook 07
+def test_mean_instead_of_sum_of_completion_logprobs_fails(capsys):
+    from kdlib.lm_generate import completion_logprobs
+    mean = lambda logits, ids, mask: completion_logprobs(logits, ids, mask, reduction="mean")  # noqa: E731
+    assert check("completion_logprobs", mean) is completion_logprobs
+    assert "differs from the reference" in capsys.readouterr().out
+    unmasked = lambda logits, ids, mask: completion_logprobs(logits, ids, torch.ones_like(mask).index_fill(  # noqa: E731
+        1, torch.tensor([0]), 0))
+    assert check("completion_logprobs", unmasked) is completion_logprobs
+    mine = lambda logits, ids, mask: completion_logprobs(logits.double(), ids, mask).float()  # noqa: E731
+    assert check("completion_logprobs", mine) is mine
+
+
+def test_dpo_loss_check_catches_a_missing_beta_and_swapped_roles(capsys):
+    no_beta = lambda pc, pr, rc, rr, beta: losses.dpo_loss(pc, pr, rc, rr, 1.0)  # noqa: E731
+    assert check("dpo_loss", no_beta) is losses.dpo_loss
+    swapped = lambda pc, pr, rc, rr, beta: losses.dpo_loss(pr, pc, rr, rc, beta)  # noqa: E731
+    assert check("dpo_loss", swapped) is losses.dpo_loss
+    assert capsys.readouterr().out.count("differs from the reference") == 2
+    mine = lambda pc, pr, rc, rr, beta: (  # noqa: E731
+        -torch.nn.functional.logsigmoid(beta * ((pc - rc) - (pr - rr))).mean(), beta * (pc - rc), beta * (pr - rr))
+    assert check("dpo_loss", mine) is mine
