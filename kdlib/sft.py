@@ -21,8 +21,10 @@ from .lm_generate import generate
 from .lm_losses import completion_loss, multitask_loss
 from .lm_train import train_lm
 from .rationale import verify_answers
+from .serving import call_latency
 
-__all__ = ["SFTData", "sft_data", "sft_step", "multitask_step", "train_sft", "answer", "evaluate_answers"]
+__all__ = ["SFTData", "sft_data", "sft_step", "multitask_step", "train_sft", "answer", "evaluate_answers",
+           "answer_cost"]
 
 
 @dataclass
@@ -120,3 +122,19 @@ def evaluate_answers(texts: list[str], problems) -> dict:
         by_steps.setdefault(p.steps, []).append(r)
     return {"accuracy": float(right.mean()) if len(right) else float("nan"), "n": len(problems),
             "by_steps": {s: sum(v) / len(v) for s, v in sorted(by_steps.items())}}
+
+
+def answer_cost(model, tokenizer, prompts: list[str], max_new_tokens: int = 64, warmup: int = 2) -> dict:
+    """What an answer costs at serving time, one question at a time (batch 1, greedy): ``tokens`` (mean
+    generated tokens per answer, end-of-sequence included) and the latency per answer in ms (``p50_ms``,
+    ``p95_ms``, ``p99_ms``, ``mean_ms``, from ``kdlib.serving.call_latency`` over the prompts)."""
+    device = next(model.parameters()).device
+    counts: list[int] = []
+
+    def one(i):
+        out = generate(model, tokenizer, [prompts[i]], max_new_tokens=max_new_tokens, do_sample=False)
+        counts.append(int(out.completion_mask.sum()))
+
+    lat = call_latency(one, device, warmup=warmup, repeats=len(prompts))
+    timed = counts[warmup:]
+    return {"tokens": sum(timed) / len(timed), **lat}

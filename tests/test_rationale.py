@@ -163,3 +163,18 @@ def test_teacher_is_cached_by_recipe_and_samples_by_teacher(setup, tmp_path, mon
     s2 = teacher_samples(t1, tok, prompts, k=2, max_new_tokens=5, log=logs.append)
     assert s1 == s2 and len(s1) == 3 and all(len(s) == 2 for s in s1) and "loaded" in logs[-1]
     assert len(list((tmp_path / "teacher_samples").glob("*.json"))) == 1
+
+
+def test_answer_cost_counts_generated_tokens_and_times_each_answer(setup):
+    from kdlib.serving import call_latency
+    from kdlib.sft import answer_cost
+    splits, tok = setup
+    model = small_llama(tok, layers=1, hidden=32, heads=2)
+    prompts = [format_prompt(p.question, "answer") for p in splits["test"][:4]]
+    cost = answer_cost(model, tok, prompts, max_new_tokens=3, warmup=1)
+    assert 1 <= cost["tokens"] <= 3 and cost["p50_ms"] > 0 and cost["p99_ms"] >= cost["p50_ms"]
+    calls = []
+    lat = call_latency(calls.append, warmup=2, repeats=3)
+    assert calls == [0, 0, 0, 1, 2] and set(lat) == {"p50_ms", "p95_ms", "p99_ms", "mean_ms"}
+    with pytest.raises(ValueError, match="repeats"):
+        call_latency(calls.append, repeats=0)
