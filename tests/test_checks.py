@@ -36,6 +36,31 @@ def test_crashing_solution_is_reported(capsys):
     assert "ZeroDivisionError" in capsys.readouterr().out
 
 
+# ---- notebook 06
+def test_verify_answers_check_catches_taking_the_first_answer(capsys):
+    import re
+    from kdlib.rationale import verify_answers
+
+    def first_answer(texts, gold):
+        found = [re.search(r"Answer:\s*(-?\d+)", t) for t in texts]
+        return torch.tensor([float(m is not None and int(m.group(1)) == g) for m, g in zip(found, gold)])
+    assert check("verify_answers", first_answer) is verify_answers
+    assert "case 1 differs" in capsys.readouterr().out
+    assert check("verify_answers", verify_answers) is verify_answers
+
+
+def test_multitask_check_catches_a_loss_that_averages_over_prompt_tokens(capsys):
+    from kdlib.lm_losses import multitask_loss
+
+    def unmasked(la, ia, ma, lr, ir, mr, lam):
+        ce = lambda lg, ids: torch.nn.functional.cross_entropy(lg[:, :-1].reshape(-1, lg.shape[-1]),  # noqa: E731
+                                                               ids[:, 1:].reshape(-1))
+        return ce(la, ia) + lam * ce(lr, ir)
+    assert check("multitask_loss", unmasked) is multitask_loss
+    assert "differs from the reference" in capsys.readouterr().out
+    assert check("multitask_loss", multitask_loss) is multitask_loss
+
+
 # ---- notebook 07
 def test_mean_instead_of_sum_of_completion_logprobs_fails(capsys):
     from kdlib.lm_generate import completion_logprobs
