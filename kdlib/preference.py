@@ -171,11 +171,20 @@ def train_dpo(model, pairs: PreferencePairs, ref_logps: torch.Tensor, beta: floa
     return {"loss": out["loss"], **history, "seconds": out["seconds"]}
 
 
-def win_rate(score_a: torch.Tensor, score_b: torch.Tensor) -> float:
+def win_rate(score_a, score_b) -> float:
     """How often a judge prefers A over B: ``mean(1[a > b] + 0.5 * 1[a == b])`` over paired items (ties count
-    half). ``score_a[i]`` and ``score_b[i]`` are the judge's scores of A's and B's answers to item i."""
+    half). ``score_a[i]`` and ``score_b[i]`` are the judge's scores of A's and B's answers to item i: shape (n,),
+    or (n, m) lexicographic keys (column 0 decides, later columns break its ties; ``kdlib.judge.judge_keys``)."""
     a, b = torch.as_tensor(score_a, dtype=torch.float64), torch.as_tensor(score_b, dtype=torch.float64)
-    if a.shape != b.shape or a.numel() == 0:
-        raise ValueError(f"score_a and score_b must have the same non-empty shape, got {tuple(a.shape)} and "
-                         f"{tuple(b.shape)}")
-    return float(((a > b).double() + 0.5 * (a == b).double()).mean())
+    if a.shape != b.shape or a.numel() == 0 or a.dim() not in (1, 2):
+        raise ValueError(f"score_a and score_b must have the same non-empty shape (n,) or (n, m), got "
+                         f"{tuple(a.shape)} and {tuple(b.shape)}")
+    if a.dim() == 1:
+        a, b = a[:, None], b[:, None]
+    result = torch.full((len(a),), 0.5, dtype=torch.float64)
+    undecided = torch.ones(len(a), dtype=torch.bool)
+    for col in range(a.shape[1]):
+        result[undecided & (a[:, col] > b[:, col])] = 1.0
+        result[undecided & (a[:, col] < b[:, col])] = 0.0
+        undecided &= a[:, col] == b[:, col]
+    return float(result.mean())

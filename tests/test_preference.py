@@ -181,3 +181,10 @@ def test_win_rate_counts_ties_half():
     assert win_rate([2.0, 3.0], [1.0, 1.0]) == 1.0
     with pytest.raises(ValueError, match="same non-empty shape"):
         win_rate([1.0], [1.0, 2.0])
+
+
+def test_win_rate_with_lexicographic_keys():
+    a = torch.tensor([[1.0, -5.0], [0.0, -1.0], [1.0, -2.0], [0.0, -3.0]])
+    b = torch.tensor([[0.0, -1.0], [1.0, -9.0], [1.0, -4.0], [0.0, -3.0]])
+    assert win_rate(a, b) == pytest.approx((1 + 0 + 1 + 0.5) / 4)  # column 0 decides, column 1 breaks ties
+    assert win_rate(a[:, :1], b[:, :1]) == pytest.approx((1 + 0 + 0.5 + 0.5) / 4)
