@@ -22,7 +22,7 @@ from .preference import PreferencePairs
 from .rationale import extract_answer, majority_vote
 from .sft import sft_data
 
-__all__ = ["teacher_answers", "completion_scores", "verdicts", "judge_keys", "judged_pairs"]
+__all__ = ["teacher_answers", "completion_scores", "verdicts", "judge_keys", "judged_pairs", "first_difference_step"]
 
 
 def teacher_answers(samples: list[list[str]]) -> list[int | None]:
@@ -67,34 +67,61 @@ def judge_keys(verified: torch.Tensor, loglik: torch.Tensor) -> torch.Tensor:
     return torch.stack([verified.double(), loglik.double()], 1)
 
 
-def judged_pairs(tokenizer, prompts: list[str], samples: list[list[str]], keys: torch.Tensor
-                 ) -> tuple[PreferencePairs, list[int]]:
+def first_difference_step(chosen: list[int], rejected: list[int], step_end: int) -> tuple[list[int], list[int]]:
+    """Both completions cut after the first *step* in which they differ: from the first differing token up to
+    and including the next ``step_end`` token (e.g. the id of ``"."`` that ends each equation) in each; a
+    completion with no ``step_end`` after that point is kept whole. The shared prefix stays (its log-probs
+    cancel in the DPO margin); what follows the first different step is conditioned on different histories,
+    so it says nothing about which step was better (step-level pairs, as in Step-DPO, Lai et al. 2024)."""
+    d = next((t for t, (a, b) in enumerate(zip(chosen, rejected)) if a != b), min(len(chosen), len(rejected)))
+
+    def cut(ids):
+        end = next((t for t in range(d, len(ids)) if ids[t] == step_end), len(ids) - 1)
+        return ids[:end + 1]
+    return cut(chosen), cut(rejected)
+
+
+def judged_pairs(tokenizer, prompts: list[str], samples: list[list[str]], keys: torch.Tensor,
+                 step_end: str | None = None) -> tuple[PreferencePairs, list[int], list[int], list[int]]:
     """Preference pairs from the student's samples and the judge's keys.
 
     ``samples[i]`` are the student's k completions of ``prompts[i]``; ``keys`` (n * k, 2) the judge's keys of
     those completions in the same order (problem by problem), column 0 the verdict. For each problem with at
     least one verified and one unverified sample: ``y+`` = the verified sample with the largest key, ``y-`` =
-    the unverified one with the smallest. Returns the pairs (completions end with the end-of-sequence token)
-    and the index of the problem behind each pair."""
+    the unverified one with the smallest. Returns the pairs (completions end with the end-of-sequence token),
+    the problem behind each pair, and the flat sample index (``i * k + j``) of each pair's ``y+`` and ``y-``.
+    With ``step_end`` (a one-token string such as ``"."``), both completions are cut after the first step in which
+    they differ (``first_difference_step``)."""
     k = len(samples[0]) if samples else 0
     if any(len(s) != k for s in samples) or keys.shape != (len(samples) * k, 2):
         raise ValueError(f"need k samples per prompt and one key row per sample: {len(samples)} prompts, "
                          f"keys of shape {tuple(keys.shape)}")
     chosen, rejected, index = [], [], []
-    for i, texts in enumerate(samples):
+    for i in range(len(samples)):
         rows = keys[i * k:(i + 1) * k]
         good = [j for j in range(k) if rows[j, 0] > 0]
         bad = [j for j in range(k) if rows[j, 0] <= 0]
         if good and bad:
-            chosen.append(texts[max(good, key=lambda j: rows[j, 1])])
-            rejected.append(texts[min(bad, key=lambda j: rows[j, 1])])
+            chosen.append(i * k + max(good, key=lambda j: float(rows[j, 1])))
+            rejected.append(i * k + min(bad, key=lambda j: float(rows[j, 1])))
             index.append(i)
     if not index:
         raise ValueError("no problem has both a verified and an unverified sample: sample more completions per "
                          "problem (k), at a higher temperature, or from a weaker student")
+    flat = [t for texts in samples for t in texts]
     eos = [tokenizer.eos_token_id]
-    encode = lambda texts: [ids + eos for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]]  # noqa: E731
+
+    def encode(rows):
+        return [ids + eos for ids in tokenizer([flat[r] for r in rows], add_special_tokens=False)["input_ids"]]
+
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    chosen_ids, rejected_ids = encode(chosen), encode(rejected)
+    if step_end is not None:
+        end = tokenizer(step_end, add_special_tokens=False)["input_ids"]
+        if len(end) != 1:
+            raise ValueError(f"step_end must be a single token, but {step_end!r} is {len(end)} tokens")
+        cut = [first_difference_step(c, r, end[0]) for c, r in zip(chosen_ids, rejected_ids)]
+        chosen_ids, rejected_ids = [c for c, _ in cut], [r for _, r in cut]
     pairs = PreferencePairs.from_tokens(tokenizer([prompts[i] for i in index], add_special_tokens=False)["input_ids"],
-                                        encode(chosen), encode(rejected), pad)
-    return pairs, index
+                                        chosen_ids, rejected_ids, pad)
+    return pairs, index, chosen, rejected

@@ -46,8 +46,8 @@ def test_judged_pairs_take_the_best_verified_and_the_worst_unverified():
     verified = torch.tensor([1.0, 0, 0, 1, 1, 1, 0, 1, 1])
     loglik = torch.tensor([-1.0, -2, -5, -1, -1, -1, -3, -4, -2])
     keys = judge_keys(verified, loglik)
-    pairs, index = judged_pairs(tok, [TEXTS[0], TEXTS[0], TEXTS[4]], samples, keys)
-    assert index == [0, 2] and len(pairs) == 2  # problem 1 has no unverified sample
+    pairs, index, chosen, rejected = judged_pairs(tok, [TEXTS[0], TEXTS[0], TEXTS[4]], samples, keys)
+    assert index == [0, 2] and len(pairs) == 2 and chosen == [0, 8] and rejected == [2, 6]  # problem 1 has no unverified sample
     decode = lambda row, mask: tok.decode(row[mask.bool()])  # noqa: E731
     assert decode(pairs.input_ids[0, 0], pairs.completion_mask[0, 0]) == TEXTS[1] + "<eos>"
     assert decode(pairs.input_ids[0, 1], pairs.completion_mask[0, 1]) == TEXTS[3] + "<eos>"  # loglik -5 < -2
@@ -63,3 +63,20 @@ def test_judged_pairs_take_the_best_verified_and_the_worst_unverified():
     assert win_rate(keys[:3], keys[6:]) == pytest.approx(1 / 3)  # (1,-1) > (0,-3); (0,-2) < (1,-4); (0,-5) < (1,-2)
     with pytest.raises(ValueError, match="shape"):
         judge_keys(verified, loglik[:2])
+
+
+def test_step_level_pairs_cut_after_the_first_different_step():
+    from kdlib.judge import first_difference_step
+    dot = 9
+    c, r = [1, 2, dot, 3, 4, dot, 5, 2], [1, 2, dot, 3, 7, dot, 8, 2]
+    assert first_difference_step(c, r, dot) == ([1, 2, dot, 3, 4, dot], [1, 2, dot, 3, 7, dot])
+    assert first_difference_step([1, 2, 3], [1, 2, 4, dot, 6], dot) == ([1, 2, 3], [1, 2, 4, dot])  # no dot: whole
+    assert first_difference_step([1, 2], [1, 2, 5, dot], dot) == ([1, 2], [1, 2, 5, dot])  # a prefix of the other
+    tok, _ = tok_and_model()
+    keys = judge_keys(torch.tensor([1.0, 0.0]), torch.tensor([-1.0, -2.0]))
+    pairs, *_ = judged_pairs(tok, [TEXTS[0]], [["3+2=5. 5+2=7. Answer: 7", "3+2=5. 5+2=8. Answer: 8"]], keys,
+                             step_end=".")
+    decode = lambda row: tok.decode(pairs.input_ids[0, row][pairs.completion_mask[0, row].bool()])  # noqa: E731
+    assert decode(0) == "3+2=5. 5+2=7." and decode(1) == "3+2=5. 5+2=8."
+    with pytest.raises(ValueError, match="single token"):
+        judged_pairs(tok, [TEXTS[0]], [["Answer: 5", "Answer: 6"]], keys, step_end="Answer: ")
