@@ -59,6 +59,15 @@ ROWS = [
      "-"),
     ("05_llm_token_sequence_kd", "students.b_token_kd.topk_loss_relative_error",
      "(b) top-k (k=32) KL error vs full vocabulary", "-"),
+    # ---- notebook 07
+    ("07_preference_dpo", "sft_gold_accuracy", "SFT student, gold accuracy (test + held-out)", "-"),
+    ("07_preference_dpo", "dpo_gold_accuracy", "DPO student from teacher-judged pairs, gold accuracy", "-"),
+    ("07_preference_dpo", "beta", "beta chosen by the teacher on dev problems", "0.1 (typical)"),
+    ("07_preference_dpo", "win_rate_by_teacher", "win rate of DPO over SFT, judged by the teacher", "-"),
+    ("07_preference_dpo", "win_rate_by_gold", "win rate of DPO over SFT, judged by gold answers", "-"),
+    ("07_preference_dpo", "bias_slice.teacher", "skewed teacher: coin answers rounded to ten", "-"),
+    ("07_preference_dpo", "bias_slice.sft", "SFT student: coin answers rounded to ten", "-"),
+    ("07_preference_dpo", "bias_slice.dpo", "DPO student (skewed judge): coin answers rounded to ten", "-"),
 ]
 
 
