@@ -59,6 +59,20 @@ ROWS = [
      "-"),
     ("05_llm_token_sequence_kd", "students.b_token_kd.topk_loss_relative_error",
      "(b) top-k (k=32) KL error vs full vocabulary", "-"),
+    # notebook 06: accuracies on held-out multi-step problems (new templates, 4-step problems)
+    ("06_rationale_distillation", "teacher_accuracy", "rationale teacher, held-out accuracy", "-"),
+    ("06_rationale_distillation", "teacher_test_accuracy", "rationale teacher, in-distribution test accuracy", "-"),
+    ("06_rationale_distillation", "filter_kept_fraction", "teacher samples kept by the majority vote", "-"),
+    ("06_rationale_distillation", "answer_only_accuracy", "answer-only student, held-out accuracy", "-"),
+    ("06_rationale_distillation", "rationale_accuracy", "rationale-then-answer student, held-out accuracy", "-"),
+    ("06_rationale_distillation", "multitask_accuracy", "multi-task student (answers without rationale)", "-"),
+    ("06_rationale_distillation", "rationale_half_data_accuracy",
+     "rationale student with half the problems (vs answer-only with all)", "same accuracy with <50% data"),
+    ("06_rationale_distillation", "corrupted_rationale_accuracy", "rationale student, part of rationales corrupted",
+     "-"),
+    ("06_rationale_distillation", "cost_per_answer.rationale.tokens", "tokens per answer, rationale student", "-"),
+    ("06_rationale_distillation", "cost_per_answer.answer_only.tokens", "tokens per answer, answer-only student",
+     "-"),
 ]
 
 
