@@ -67,8 +67,10 @@ def test_mean_instead_of_sum_of_completion_logprobs_fails(capsys):
     mean = lambda logits, ids, mask: completion_logprobs(logits, ids, mask, reduction="mean")  # noqa: E731
     assert check("completion_logprobs", mean) is completion_logprobs
     assert "differs from the reference" in capsys.readouterr().out
-    unmasked = lambda logits, ids, mask: completion_logprobs(logits, ids, torch.ones_like(mask).index_fill(  # noqa: E731
-        1, torch.tensor([0]), 0))
+    def unmasked(logits, ids, mask):  # scores the prompt tokens too
+        everything = torch.ones_like(mask)
+        everything[:, 0] = 0
+        return completion_logprobs(logits, ids, everything)
     assert check("completion_logprobs", unmasked) is completion_logprobs
     mine = lambda logits, ids, mask: completion_logprobs(logits.double(), ids, mask).float()  # noqa: E731
     assert check("completion_logprobs", mine) is mine

@@ -47,7 +47,8 @@ def test_judged_pairs_take_the_best_verified_and_the_worst_unverified():
     loglik = torch.tensor([-1.0, -2, -5, -1, -1, -1, -3, -4, -2])
     keys = judge_keys(verified, loglik)
     pairs, index, chosen, rejected = judged_pairs(tok, [TEXTS[0], TEXTS[0], TEXTS[4]], samples, keys)
-    assert index == [0, 2] and len(pairs) == 2 and chosen == [0, 8] and rejected == [2, 6]  # problem 1 has no unverified sample
+    # problem 1 has no unverified sample
+    assert index == [0, 2] and len(pairs) == 2 and chosen == [0, 8] and rejected == [2, 6]
     decode = lambda row, mask: tok.decode(row[mask.bool()])  # noqa: E731
     assert decode(pairs.input_ids[0, 0], pairs.completion_mask[0, 0]) == TEXTS[1] + "<eos>"
     assert decode(pairs.input_ids[0, 1], pairs.completion_mask[0, 1]) == TEXTS[3] + "<eos>"  # loglik -5 < -2

@@ -56,7 +56,8 @@ def test_loss_formula_and_beta_scaling():
         pc = torch.tensor([-1.0, -2.0], requires_grad=True)
         pr = torch.tensor([-3.0, -4.0], requires_grad=True)
         dpo_loss(pc, pr, pc.detach(), pr.detach(), beta)[0].backward()
-        assert torch.allclose(pc.grad, torch.full((2,), -beta / 4)) and torch.allclose(pr.grad, torch.full((2,), beta / 4))
+        assert torch.allclose(pc.grad, torch.full((2,), -beta / 4))
+        assert torch.allclose(pr.grad, torch.full((2,), beta / 4))
 
 
 def test_gradient_raises_chosen_and_lowers_rejected():
