@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Samples", "chat_prompts", "generate", "sequence_logprobs", "token_logprobs"]
+__all__ = ["Samples", "chat_prompts", "generate", "completion_logprobs", "sequence_logprobs", "token_logprobs"]
 
 
 @dataclass
@@ -87,13 +87,49 @@ def generate(model, tokenizer, prompts: list[str], num_samples: int = 1, max_new
 
 def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
     """``log p(x_t | x_<t)`` for t = 1..L-1, shape (n, L-1) (position t-1 of the result scores token t)."""
-    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1].float()
-    return torch.gather(F.log_softmax(logits, -1), -1, input_ids[:, 1:, None]).squeeze(-1)
+    return _next_token_logprobs(model(input_ids=input_ids, attention_mask=attention_mask).logits, input_ids)
+
+
+def _next_token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+    return torch.gather(F.log_softmax(logits[:, :-1].float(), -1), -1, input_ids[:, 1:, None]).squeeze(-1)
+
+
+def completion_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, completion_mask: torch.Tensor,
+                        reduction: str = "sum") -> torch.Tensor:
+    """Log-probability of each row's completion from a causal LM's ``logits`` (n, L, V) on ``input_ids`` (n, L).
+
+    ``logits[:, t]`` is the distribution of token ``t + 1``, so token t is scored by ``logits[:, t - 1]``::
+
+        log pi(y | x) = sum_t completion_mask[t] * log softmax(logits[t - 1])[input_ids[t]]
+
+    ``completion_mask`` (n, L) is 1 on completion tokens and 0 on prompt and padding, which are ignored
+    whatever the logits there. ``reduction="sum"`` (what DPO needs: the log-probability of the whole sequence)
+    or ``"mean"`` (per completion token: length-normalised, which is *not* a sequence log-probability). Notebook 07.
+    """
+    if logits.dim() != 3 or input_ids.shape != logits.shape[:2] or completion_mask.shape != input_ids.shape:
+        raise ValueError(f"expected logits (n, L, V) with input_ids and completion_mask (n, L); got logits "
+                         f"{tuple(logits.shape)}, input_ids {tuple(input_ids.shape)}, completion_mask "
+                         f"{tuple(completion_mask.shape)}")
+    if reduction not in ("sum", "mean"):
+        raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+    if completion_mask.shape[1] and bool(completion_mask[:, 0].any()):
+        raise ValueError("completion_mask is 1 at position 0, which no earlier token predicts: a completion "
+                         "must follow at least one prompt token (e.g. a beginning-of-sequence token)")
+    logp = _next_token_logprobs(logits, input_ids)
+    mask = completion_mask[:, 1:].to(logp.dtype)
+    total = (logp * mask).sum(-1)
+    if reduction == "sum":
+        return total
+    count = mask.sum(-1)
+    if bool((count == 0).any()):
+        raise ValueError("reduction='mean' needs at least one completion token in every row")
+    return total / count
 
 
 def sequence_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                      completion_mask: torch.Tensor) -> torch.Tensor:
-    """Sum over completion tokens of ``log p(token | everything before it)``; prompt and padding masked.
-    Returns shape (n,). Gradients flow when called outside ``torch.no_grad``."""
-    lp = token_logprobs(model, input_ids, attention_mask)
-    return (lp * completion_mask[:, 1:].to(lp.dtype)).sum(-1)
+                      completion_mask: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+    """Sum (or, with ``reduction="mean"``, mean) over completion tokens of ``log p(token | everything before
+    it)``; prompt and padding masked (``completion_logprobs``). Returns shape (n,). Gradients flow when
+    called outside ``torch.no_grad``."""
+    logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    return completion_logprobs(logits, input_ids, completion_mask, reduction)

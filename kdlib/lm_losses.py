@@ -39,7 +39,8 @@ import torch.nn.functional as F
 from .losses import check_temperature
 
 __all__ = ["forward_kl", "reverse_kl", "generalized_jsd", "TopK", "topk_from_logits", "bucket_log_probs",
-           "topk_loss", "topk_relative_error", "shift_for_next_token", "LM_LOSSES"]
+           "topk_loss", "topk_relative_error", "shift_for_next_token", "LM_LOSSES", "completion_loss",
+           "multitask_loss"]
 
 
 def _check(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -199,3 +200,42 @@ def topk_relative_error(student_logits: torch.Tensor, teacher_logits: torch.Tens
 
 LM_LOSSES = {"forward_kl": forward_kl, "reverse_kl": reverse_kl, "generalized_jsd": generalized_jsd,
              "topk": topk_loss}
+
+
+# ---------------------------------------------------------------- notebook 06: supervised completions
+def completion_loss(logits: torch.Tensor, input_ids: torch.Tensor, completion_mask: torch.Tensor) -> torch.Tensor:
+    """Next-token cross-entropy on completion tokens only, the **mean over completion tokens** of the batch:
+    ``-(1/N) sum_{t: completion_mask[t] = 1} log p(x_t | x_<t)`` (``N`` = number of such tokens).
+
+    ``logits`` ``(batch, length, vocab)`` from the model on ``input_ids`` ``(batch, length)``;
+    ``completion_mask`` is 1 on the tokens to learn (the answer or rationale and its end-of-sequence token)
+    and 0 on prompt and padding tokens, the convention of ``kdlib.lm_generate.Samples``. Prompt tokens are
+    never targets: the student learns to answer, not to write questions. Notebook 06.
+    """
+    if logits.shape[:-1] != input_ids.shape or completion_mask.shape != input_ids.shape:
+        raise ValueError(f"logits {tuple(logits.shape)}, input_ids {tuple(input_ids.shape)} and completion_mask "
+                         f"{tuple(completion_mask.shape)} must agree on (batch, length)")
+    logits, targets, mask = shift_for_next_token(logits, input_ids, completion_mask)
+    per_token = F.cross_entropy(_up(logits).reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
+    return _masked_mean(per_token.view_as(targets), mask.bool())
+
+
+def multitask_loss(label_logits: torch.Tensor, label_ids: torch.Tensor, label_mask: torch.Tensor,
+                   rationale_logits: torch.Tensor, rationale_ids: torch.Tensor, rationale_mask: torch.Tensor,
+                   lam: float = 1.0) -> torch.Tensor:
+    """Distilling step-by-step's multi-task objective ``L = L_label + lam * L_rationale`` (Hsieh et al. 2023).
+
+    The same problems appear twice, with task prefixes: ``[label] question -> answer`` and
+    ``[rationale] question -> rationale``; each term is ``completion_loss`` on its own batch (mean over its
+    completion tokens). At inference the student is asked with the ``[label]`` prefix and answers without
+    writing a rationale. ``lam >= 0``; ``lam = 0`` is plain answer-only training. Notebook 06.
+    """
+    if not (lam >= 0 and math.isfinite(lam)):
+        raise ValueError(f"lam must be a finite number >= 0, got {lam}")
+    label = completion_loss(label_logits, label_ids, label_mask)
+    if lam == 0:
+        return label
+    return label + lam * completion_loss(rationale_logits, rationale_ids, rationale_mask)
+
+
+LM_LOSSES.update(completion=completion_loss)

@@ -169,3 +169,10 @@ __all__ += ["layer_map", "hidden_state_loss", "embedding_loss", "attention_loss"
             "minilm_relation_loss"]
 LOSSES.update({"hidden_state": hidden_state_loss, "embedding": embedding_loss, "attention": attention_loss,
                "minilm_relation": minilm_relation_loss})
+
+
+# ---- notebook 07: DPO lives with the other preference code in kdlib.preference; re-exported here
+from .preference import dpo_loss  # noqa: E402
+
+__all__.append("dpo_loss")
+LOSSES["dpo"] = dpo_loss

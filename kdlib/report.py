@@ -59,6 +59,29 @@ ROWS = [
      "-"),
     ("05_llm_token_sequence_kd", "students.b_token_kd.topk_loss_relative_error",
      "(b) top-k (k=32) KL error vs full vocabulary", "-"),
+    # notebook 06: accuracies on held-out multi-step problems (new templates, 4-step problems)
+    ("06_rationale_distillation", "teacher_accuracy", "rationale teacher, held-out accuracy", "-"),
+    ("06_rationale_distillation", "teacher_test_accuracy", "rationale teacher, in-distribution test accuracy", "-"),
+    ("06_rationale_distillation", "filter_kept_fraction", "teacher samples kept by the majority vote", "-"),
+    ("06_rationale_distillation", "answer_only_accuracy", "answer-only student, held-out accuracy", "-"),
+    ("06_rationale_distillation", "rationale_accuracy", "rationale-then-answer student, held-out accuracy", "-"),
+    ("06_rationale_distillation", "multitask_accuracy", "multi-task student (answers without rationale)", "-"),
+    ("06_rationale_distillation", "rationale_half_data_accuracy",
+     "rationale student with half the problems (vs answer-only with all)", "same accuracy with <50% data"),
+    ("06_rationale_distillation", "corrupted_rationale_accuracy", "rationale student, part of rationales corrupted",
+     "-"),
+    ("06_rationale_distillation", "cost_per_answer.rationale.tokens", "tokens per answer, rationale student", "-"),
+    ("06_rationale_distillation", "cost_per_answer.answer_only.tokens", "tokens per answer, answer-only student",
+     "-"),
+    # ---- notebook 07
+    ("07_preference_dpo", "sft_gold_accuracy", "SFT student, gold accuracy (test + held-out)", "-"),
+    ("07_preference_dpo", "dpo_gold_accuracy", "DPO student from teacher-judged pairs, gold accuracy", "-"),
+    ("07_preference_dpo", "beta", "beta chosen by the teacher on dev problems", "0.1 (typical)"),
+    ("07_preference_dpo", "win_rate_by_teacher", "win rate of DPO over SFT, judged by the teacher", "-"),
+    ("07_preference_dpo", "win_rate_by_gold", "win rate of DPO over SFT, judged by gold answers", "-"),
+    ("07_preference_dpo", "bias_slice.teacher", "skewed teacher: coin answers rounded to ten", "-"),
+    ("07_preference_dpo", "bias_slice.sft", "SFT student: coin answers rounded to ten", "-"),
+    ("07_preference_dpo", "bias_slice.dpo", "DPO student (skewed judge): coin answers rounded to ten", "-"),
 ]
 
 # notebook 04: transformer compression

@@ -33,18 +33,26 @@ def model_size_mb(model: nn.Module) -> float:
 @torch.no_grad()
 def latency(model: nn.Module, x: torch.Tensor, warmup: int = 10, repeats: int = 100) -> dict[str, float]:
     """Per-call latency of ``model(x)`` in milliseconds: ``p50``, ``p95``, ``p99``, ``mean``."""
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
     device = next(model.parameters()).device
     model.eval()
     x = x.to(device)
+    return call_latency(lambda i: model(x), device, warmup=warmup, repeats=repeats)
+
+
+def call_latency(fn, device: torch.device | str = "cpu", warmup: int = 10, repeats: int = 100) -> dict[str, float]:
+    """Per-call latency of ``fn(i)`` (i = 0, 1, ... over the timed calls, e.g. one question each; warm-up
+    calls get i = 0) in milliseconds: ``p50``, ``p95``, ``p99``, ``mean``. Notebook 06 times whole answers
+    (a generation loop) with it."""
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+    device = torch.device(device)
     for _ in range(warmup):
-        model(x)
+        fn(0)
     synchronize(device)
     times = []
-    for _ in range(repeats):
+    for i in range(repeats):
         start = time.perf_counter()
-        model(x)
+        fn(i)
         synchronize(device)
         times.append((time.perf_counter() - start) * 1e3)
     t = torch.tensor(times)

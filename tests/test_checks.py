@@ -69,3 +69,54 @@ def test_attention_mse_exercise(capsys):
     assert check("attention_mse", correct) is correct
     assert check("attention_mse", unmasked) is attention_mse
     assert "differs from the reference" in capsys.readouterr().out
+
+
+# ---- notebook 06
+def test_verify_answers_check_catches_taking_the_first_answer(capsys):
+    import re
+    from kdlib.rationale import verify_answers
+
+    def first_answer(texts, gold):
+        found = [re.search(r"Answer:\s*(-?\d+)", t) for t in texts]
+        return torch.tensor([float(m is not None and int(m.group(1)) == g) for m, g in zip(found, gold)])
+    assert check("verify_answers", first_answer) is verify_answers
+    assert "case 1 differs" in capsys.readouterr().out
+    assert check("verify_answers", verify_answers) is verify_answers
+
+
+def test_multitask_check_catches_a_loss_that_averages_over_prompt_tokens(capsys):
+    from kdlib.lm_losses import multitask_loss
+
+    def unmasked(la, ia, ma, lr, ir, mr, lam):
+        ce = lambda lg, ids: torch.nn.functional.cross_entropy(lg[:, :-1].reshape(-1, lg.shape[-1]),  # noqa: E731
+                                                               ids[:, 1:].reshape(-1))
+        return ce(la, ia) + lam * ce(lr, ir)
+    assert check("multitask_loss", unmasked) is multitask_loss
+    assert "differs from the reference" in capsys.readouterr().out
+    assert check("multitask_loss", multitask_loss) is multitask_loss
+
+
+# ---- notebook 07
+def test_mean_instead_of_sum_of_completion_logprobs_fails(capsys):
+    from kdlib.lm_generate import completion_logprobs
+    mean = lambda logits, ids, mask: completion_logprobs(logits, ids, mask, reduction="mean")  # noqa: E731
+    assert check("completion_logprobs", mean) is completion_logprobs
+    assert "differs from the reference" in capsys.readouterr().out
+    def unmasked(logits, ids, mask):  # scores the prompt tokens too
+        everything = torch.ones_like(mask)
+        everything[:, 0] = 0
+        return completion_logprobs(logits, ids, everything)
+    assert check("completion_logprobs", unmasked) is completion_logprobs
+    mine = lambda logits, ids, mask: completion_logprobs(logits.double(), ids, mask).float()  # noqa: E731
+    assert check("completion_logprobs", mine) is mine
+
+
+def test_dpo_loss_check_catches_a_missing_beta_and_swapped_roles(capsys):
+    no_beta = lambda pc, pr, rc, rr, beta: losses.dpo_loss(pc, pr, rc, rr, 1.0)  # noqa: E731
+    assert check("dpo_loss", no_beta) is losses.dpo_loss
+    swapped = lambda pc, pr, rc, rr, beta: losses.dpo_loss(pr, pc, rr, rc, beta)  # noqa: E731
+    assert check("dpo_loss", swapped) is losses.dpo_loss
+    assert capsys.readouterr().out.count("differs from the reference") == 2
+    mine = lambda pc, pr, rc, rr, beta: (  # noqa: E731
+        -torch.nn.functional.logsigmoid(beta * ((pc - rc) - (pr - rr))).mean(), beta * (pc - rc), beta * (pr - rr))
+    assert check("dpo_loss", mine) is mine
