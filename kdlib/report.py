@@ -44,6 +44,16 @@ ROWS = [
     ("03_conv_features_calibration", "kd_student.ece", "ECE, KD student", "-"),
     ("03_conv_features_calibration", "kd_student.ece_after_temperature_scaling",
      "ECE, KD student after temperature scaling", "-"),
+    # notebook 04: transformer compression
+    ("04_transformer_compression", "teacher_accuracy", "all-MiniLM-L6-v2 fine-tuned on tweets, test accuracy", "-"),
+    ("04_transformer_compression", "best_student.name", "best student at >= 3x speed-up (batch 32, CPU)", "-"),
+    ("04_transformer_compression", "best_student.retained", "its share of the teacher's accuracy",
+     "0.97 (DistilBERT), 0.968 (TinyBERT-4)"),
+    ("04_transformer_compression", "best_student.speedup_batch32", "its speed-up at batch 32",
+     "1.6 (DistilBERT), 9.4 (TinyBERT-4)"),
+    ("04_transformer_compression", "low_label.label_only", "1k labels: label-only student, test accuracy", "-"),
+    ("04_transformer_compression", "low_label.distilled", "1k labels + teacher-labelled tweets: distilled", "-"),
+    ("04_transformer_compression", "low_label.std_err", "standard error of that difference (paired bootstrap)", "-"),
     ("05_llm_token_sequence_kd", "teacher.heldout_perplexity", "SmolLM2-135M teacher, held-out perplexity (BBC News)",
      "-"),
     ("05_llm_token_sequence_kd", "students.a_plain_lm.heldout_perplexity", "(a) plain-LM student, perplexity", "-"),
@@ -73,7 +83,7 @@ ROWS = [
     ("06_rationale_distillation", "cost_per_answer.rationale.tokens", "tokens per answer, rationale student", "-"),
     ("06_rationale_distillation", "cost_per_answer.answer_only.tokens", "tokens per answer, answer-only student",
      "-"),
-    # ---- notebook 07
+    # notebook 07
     ("07_preference_dpo", "sft_gold_accuracy", "SFT student, gold accuracy (test + held-out)", "-"),
     ("07_preference_dpo", "dpo_gold_accuracy", "DPO student from teacher-judged pairs, gold accuracy", "-"),
     ("07_preference_dpo", "beta", "beta chosen by the teacher on dev problems", "0.1 (typical)"),
@@ -82,19 +92,6 @@ ROWS = [
     ("07_preference_dpo", "bias_slice.teacher", "skewed teacher: coin answers rounded to ten", "-"),
     ("07_preference_dpo", "bias_slice.sft", "SFT student: coin answers rounded to ten", "-"),
     ("07_preference_dpo", "bias_slice.dpo", "DPO student (skewed judge): coin answers rounded to ten", "-"),
-]
-
-# notebook 04: transformer compression
-ROWS += [
-    ("04_transformer_compression", "teacher_accuracy", "all-MiniLM-L6-v2 fine-tuned on tweets, test accuracy", "-"),
-    ("04_transformer_compression", "best_student.name", "best student at >= 3x speed-up (batch 32, CPU)", "-"),
-    ("04_transformer_compression", "best_student.retained", "its share of the teacher's accuracy",
-     "0.97 (DistilBERT), 0.968 (TinyBERT-4)"),
-    ("04_transformer_compression", "best_student.speedup_batch32", "its speed-up at batch 32",
-     "1.6 (DistilBERT), 9.4 (TinyBERT-4)"),
-    ("04_transformer_compression", "low_label.label_only", "1k labels: label-only student, test accuracy", "-"),
-    ("04_transformer_compression", "low_label.distilled", "1k labels + teacher-labelled tweets: distilled", "-"),
-    ("04_transformer_compression", "low_label.std_err", "standard error of that difference (paired bootstrap)", "-"),
 ]
 
 
@@ -111,7 +108,7 @@ def table(folder: Path = REFERENCE) -> str:
     """Markdown: one row per headline metric, then one line per run (profile, device, seconds)."""
     runs = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
     lines = ["| # | result | ours | paper |", "|---|---|---|---|"]
-    for notebook, metric, what, paper in sorted(ROWS, key=lambda row: row[0][:2]):  # by notebook, stable
+    for notebook, metric, what, paper in ROWS:
         if notebook in runs:
             lines.append(f"| {notebook[:2]} | {what} | {_lookup(runs[notebook]['metrics'], metric)} | {paper} |")
     lines.append("")
