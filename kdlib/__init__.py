@@ -1,12 +1,18 @@
-"""kdlib: the library behind the knowledge-distillation notebooks.
+"""kdlib: the library behind the knowledge-distillation notebooks, in layers whose imports run one way.
 
-Modules, one concern each: ``profiles`` (sizes per run profile), ``losses`` (objectives with their
-formulas), ``data`` (verified offline data sets), ``models``, ``teacher`` (teacher-output cache),
-``train`` (the loop), ``evaluate``, ``serving``, ``plots``, ``widgets``, ``checks`` (exercise checks),
-``exercises`` (builds notebooks/ from solutions/), ``results`` (results JSON).
+::
+
+    teaching    checks, exercise notebooks, report, plots, widgets           (every notebook)
+    reasoning   arithmetic problems, rationales, the rationale teacher, judge (06-08)
+    vision | encoders | lm    models and training steps per modality     (01-03 | 04 | 05-11)
+    losses | data             objectives as tensor functions | verified loaders
+    core        paths, profiles, results, fit(), teacher caches, metrics, serving
+
+A package imports only from packages below it (``make test`` checks this with import-linter, ``.importlinter``).
+Each package's docstring names its modules and the notebooks that teach them.
 """
-from .losses import distillation_loss, kd_loss
-from .profiles import get_profile
+from kdlib.core.profiles import get_profile
+from kdlib.losses.logits import distillation_loss, kd_loss
 
 __version__ = "0.1.0"
 __all__ = ["kd_loss", "distillation_loss", "get_profile"]

@@ -5,23 +5,15 @@ unverified). Used by ``kdlib.data.mnist`` and the ``datasets/fetch.py`` entry po
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
+
+from kdlib.core.files import sha256sum
 
 FETCH_COMMAND = "make data   (or: .venv/bin/python datasets/fetch.py)"
 
 
 class DataFileError(FileNotFoundError):
     """A data file is missing or corrupt; the message names the file and the command that fetches it."""
-
-
-def sha256sum(path: Path, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify(path: Path, sha256: str, what: str, fetch: str = FETCH_COMMAND) -> Path:

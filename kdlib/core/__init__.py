@@ -1,0 +1,42 @@
+"""The foundation every other package stands on: no losses, no models, no data sets.
+
+Modules (and the notebooks that teach them):
+
+* ``paths``: where caches and results live (every notebook)
+* ``profiles``: the ci / laptop / gpu sizes of a notebook, seeding (every notebook)
+* ``results``: the results JSON each notebook writes (every notebook)
+* ``validate``: hyperparameter and value checks, and the switch that keeps value checks out of training steps
+* ``files``: checksums and atomic writes of cached files
+* ``inference``: batched inference in eval mode (02-04)
+* ``metrics``: accuracy, errors, agreement, macro-F1, ECE (02-04)
+* ``calibration``: temperature scaling (03)
+* ``stats``: mean, spread and noise of a comparison over seeds (03, 04)
+* ``serving``: latency percentiles, parameters, size (02, 04, 09)
+* ``teacher_cache``: teacher outputs by sample index, trained teachers cached by recipe (02 onwards)
+* ``fit``: the one training loop (02-07)
+"""
+from kdlib.core.calibration import fit_temperature, apply_temperature
+from kdlib.core.files import sha256sum, atomic_write
+from kdlib.core.fit import (History, cross_entropy_step, index_batches, make_optimizer, warmup_cosine, select,
+                            to_device, train_step, fit)
+from kdlib.core.inference import eval_mode, predict
+from kdlib.core.metrics import (error_count, accuracy, agreement, per_class_accuracy, reliability_bins,
+                                expected_calibration_error, macro_f1)
+from kdlib.core.paths import data_dir, results_dir
+from kdlib.core.profiles import Profile, get_profile, default_profile_name, seed_everything, seeded, PROFILES
+from kdlib.core.results import device_name, Run
+from kdlib.core.serving import synchronize, param_count, model_size_mb, latency, call_latency, serving_report
+from kdlib.core.stats import mean_std, noise_of_difference, compare, table
+from kdlib.core.teacher_cache import fingerprint, TeacherCache, by_index, recipe_key, prepare_teacher
+from kdlib.core.validate import (value_checks, values_checked, check_number, check_temperature, check_finite,
+                                 check_labels)
+
+__all__ = ["fit_temperature", "apply_temperature", "sha256sum", "atomic_write", "History", "cross_entropy_step",
+           "index_batches", "make_optimizer", "warmup_cosine", "select", "to_device", "train_step", "fit",
+           "eval_mode", "predict", "error_count", "accuracy", "agreement", "per_class_accuracy", "reliability_bins",
+           "expected_calibration_error", "macro_f1", "data_dir", "results_dir", "Profile", "get_profile",
+           "default_profile_name", "seed_everything", "seeded", "PROFILES", "device_name", "Run", "synchronize",
+           "param_count", "model_size_mb", "latency", "call_latency", "serving_report", "mean_std",
+           "noise_of_difference", "compare", "table", "fingerprint", "TeacherCache", "by_index", "recipe_key",
+           "prepare_teacher", "value_checks", "values_checked", "check_number", "check_temperature", "check_finite",
+           "check_labels"]

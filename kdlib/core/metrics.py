@@ -1,0 +1,86 @@
+"""Evaluation: accuracy, error counts, calibration (ECE, reliability diagram), teacher agreement.
+
+Notebook 02 counts test errors as in Hinton et al.; notebook 03 measures calibration.
+
+ECE with ``n_bins`` equal-width confidence bins B_b over (0, 1], confidence = max_c p[c]:
+``ECE = sum_b |B_b| / N * |accuracy(B_b) - mean confidence(B_b)|``.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def _check(logits: torch.Tensor, labels: torch.Tensor) -> None:
+    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(f"expected logits (N, classes) and labels (N,), got {tuple(logits.shape)} and "
+                         f"{tuple(labels.shape)}")
+
+
+def error_count(logits: torch.Tensor, labels: torch.Tensor) -> int:
+    """Number of examples whose argmax differs from the label."""
+    _check(logits, labels)
+    return int((logits.argmax(-1) != labels.to(logits.device)).sum())
+
+
+def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Fraction of examples whose argmax equals the label."""
+    return 1.0 - error_count(logits, labels) / max(len(labels), 1)
+
+
+def agreement(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> float:
+    """Fraction of examples where student and teacher predict the same class (right or wrong)."""
+    if student_logits.shape != teacher_logits.shape:
+        raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits "
+                         f"{tuple(teacher_logits.shape)} differ in shape")
+    return float((student_logits.argmax(-1) == teacher_logits.argmax(-1)).float().mean())
+
+
+def per_class_accuracy(logits: torch.Tensor, labels: torch.Tensor, n_classes: int | None = None) -> torch.Tensor:
+    """Accuracy on the examples of each true class (NaN for a class with no examples)."""
+    _check(logits, labels)
+    n_classes = n_classes or logits.shape[1]
+    correct = (logits.argmax(-1) == labels).float()
+    counts = torch.bincount(labels, minlength=n_classes).float()
+    return torch.bincount(labels, weights=correct, minlength=n_classes) / counts
+
+
+def reliability_bins(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> dict[str, torch.Tensor]:
+    """Per confidence bin: ``count``, mean ``confidence`` and ``accuracy`` (NaN where empty), and ``edges``."""
+    _check(probs, labels)
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be at least 1, got {n_bins}")
+    if (probs < 0).any() or not torch.allclose(probs.sum(-1), torch.ones(len(probs), dtype=probs.dtype), atol=1e-3):
+        raise ValueError("probs must be probabilities (non-negative, rows summing to 1); apply softmax to logits first")
+    confidence, predicted = probs.max(-1)
+    correct = (predicted == labels).float()
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=probs.dtype)
+    # bin b holds confidences in (edges[b], edges[b+1]]
+    which = torch.clamp(torch.bucketize(confidence, edges, right=False) - 1, 0, n_bins - 1)
+    count = torch.bincount(which, minlength=n_bins).float()
+    conf_sum = torch.bincount(which, weights=confidence.float(), minlength=n_bins)
+    acc_sum = torch.bincount(which, weights=correct, minlength=n_bins)
+    return {"edges": edges, "count": count, "confidence": conf_sum / count, "accuracy": acc_sum / count}
+
+
+def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> float:
+    """``ECE = sum_b |B_b|/N * |acc(B_b) - conf(B_b)|`` over ``n_bins`` equal-width bins of max-probability."""
+    bins = reliability_bins(probs, labels, n_bins)
+    filled = bins["count"] > 0
+    gaps = (bins["accuracy"][filled] - bins["confidence"][filled]).abs()
+    return float((bins["count"][filled] / bins["count"].sum() * gaps).sum())
+
+
+def macro_f1(logits: torch.Tensor, labels: torch.Tensor, n_classes: int | None = None) -> float:
+    """Macro-averaged F1 (notebook 04): ``mean_c 2 P_c R_c / (P_c + R_c)`` with precision P_c and recall R_c
+    of class c (a class never predicted and never present is skipped; one with no true positives scores 0)."""
+    _check(logits, labels)
+    n_classes = n_classes or logits.shape[1]
+    pred = logits.argmax(-1)
+    scores = []
+    for c in range(n_classes):
+        tp = int(((pred == c) & (labels == c)).sum())
+        n_pred, n_true = int((pred == c).sum()), int((labels == c).sum())
+        if n_pred == 0 and n_true == 0:
+            continue
+        scores.append(2 * tp / (n_pred + n_true))
+    return sum(scores) / max(len(scores), 1)

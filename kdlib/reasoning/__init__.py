@@ -1,0 +1,22 @@
+"""The arithmetic world of notebooks 06-07: generated word problems with gold rationales, how rationales
+are formatted, read back and filtered, the rationale teacher, and the teacher as judge.
+
+Modules: ``arithmetic`` (problems, held-out templates), ``rationale`` (formats, answer extraction, votes,
+filters, scoring), ``teacher`` (the rationale teacher and its cached samples), ``judge`` (preference pairs
+judged by the teacher).
+"""
+from kdlib.reasoning.arithmetic import (Problem, NAMES, OBJECTS, STEPS, OPS, SPLITS, arithmetic_splits,
+                                        is_heldout_template, templates, apply_op, MAX_VALUE)
+from kdlib.reasoning.rationale import (FORMATS, ANSWER_PREFIX, format_prompt, format_completion, format_example,
+                                       extract_answer, verify_answers, check_rationale, majority_vote, Kept,
+                                       filter_samples, corrupt_rationale, EQUATION, format_texts, evaluate_answers)
+from kdlib.reasoning.teacher import prepare_rationale_teacher, teacher_samples, TEACHER_RECIPE_KEYS
+from kdlib.reasoning.judge import (teacher_answers, completion_scores, verdicts, judge_keys, judged_pairs,
+                                   first_difference_step)
+
+__all__ = ["Problem", "NAMES", "OBJECTS", "STEPS", "OPS", "SPLITS", "arithmetic_splits", "is_heldout_template",
+           "templates", "apply_op", "MAX_VALUE", "FORMATS", "ANSWER_PREFIX", "format_prompt", "format_completion",
+           "format_example", "extract_answer", "verify_answers", "check_rationale", "majority_vote", "Kept",
+           "filter_samples", "corrupt_rationale", "EQUATION", "format_texts", "evaluate_answers",
+           "prepare_rationale_teacher", "teacher_samples", "TEACHER_RECIPE_KEYS", "teacher_answers",
+           "completion_scores", "verdicts", "judge_keys", "judged_pairs", "first_difference_step"]

@@ -1,0 +1,85 @@
+"""The teacher of notebooks 06 and 07: a causal LM trained once on labelled problems with gold rationales, and
+its sampled rationales, both cached under the data directory.
+
+* ``prepare_rationale_teacher``: a ``small_llama`` trained with ``kdlib.lm.sft`` on the ``rationale`` format of a
+  labelled pool, through ``kdlib.core.teacher_cache.prepare_teacher`` (a tqdm bar while training, weights cached under
+  ``datasets/cache/teachers`` keyed by the recipe, which includes the tokenizer's vocabulary and the pool;
+  rebuilt on a key or checksum mismatch).
+* ``teacher_samples``: ``k`` sampled completions per prompt from *any* ``transformers`` causal LM, cached as
+  JSON under ``datasets/cache/teacher_samples`` keyed by the teacher's weights fingerprint, the prompts and
+  the sampling settings (a teacher's outputs are computed once, like ``kdlib.core.teacher_cache.TeacherCache``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import torch
+
+from kdlib.core.fit import fit
+from kdlib.core.paths import data_dir
+from kdlib.reasoning.rationale import format_example
+from kdlib.lm.sft import answer, sft_data, sft_step
+from kdlib.lm.small import small_llama
+from kdlib.core.teacher_cache import fingerprint, prepare_teacher, recipe_key
+
+__all__ = ["prepare_rationale_teacher", "teacher_samples", "TEACHER_RECIPE_KEYS"]
+
+TEACHER_RECIPE_KEYS = ("layers", "hidden", "heads", "steps", "batch", "lr", "n_pool", "seed")
+
+
+def _digest(strings) -> str:
+    h = hashlib.sha256()
+    for s in strings:
+        h.update(s.encode())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def prepare_rationale_teacher(tokenizer, pool, recipe: dict, device="cpu", name: str = "arithmetic_teacher",
+                              log=print) -> torch.nn.Module:
+    """A ``small_llama(tokenizer, layers, hidden, heads)`` trained ``steps`` steps at ``batch`` and ``lr`` on the
+    ``rationale`` format (question -> gold rationale and answer) of ``pool`` (``recipe["n_pool"]`` problems),
+    loaded from the cache when it holds this recipe. Returns the teacher in eval mode on ``device``."""
+    missing = [k for k in TEACHER_RECIPE_KEYS if k not in recipe]
+    if missing:
+        raise ValueError(f"teacher recipe lacks {', '.join(missing)}; it needs {', '.join(TEACHER_RECIPE_KEYS)}")
+    if len(pool) != recipe["n_pool"]:
+        raise ValueError(f"recipe says n_pool={recipe['n_pool']} but {len(pool)} problems were given")
+    pairs = [format_example(p, "rationale") for p in pool]
+    key = dict(recipe, vocab=_digest(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))),
+               pool=_digest(a + b for a, b in pairs))
+
+    def build():
+        return small_llama(tokenizer, recipe["layers"], recipe["hidden"], recipe["heads"], seed=recipe["seed"])
+
+    def train(model):
+        data = sft_data(tokenizer, [a for a, _ in pairs], [b for _, b in pairs])
+        fit(model, data, sft_step, steps=recipe["steps"], batch_size=recipe["batch"], optimizer="adamw",
+            betas=(0.9, 0.95), weight_decay=0.01, warmup=10, clip=1.0, lr=recipe["lr"], device=device,
+            seed=recipe["seed"], desc="teacher")
+
+    return prepare_teacher(name, key, build, train, log=log).to(device).eval()
+
+
+def teacher_samples(teacher, tokenizer, prompts: list[str], k: int, max_new_tokens: int = 64,
+                    temperature: float = 1.0, seed: int = 0, batch_size: int = 256, cache: bool = True,
+                    log=print) -> list[list[str]]:
+    """``k`` sampled completions per prompt (``result[i]`` answers ``prompts[i]``), from the cache under
+    ``datasets/cache/teacher_samples`` when this teacher (by weights fingerprint), these prompts and these
+    settings were sampled before; ``cache=False`` always samples and stores nothing."""
+    settings = dict(teacher=fingerprint(teacher), prompts=_digest(prompts), k=k, max_new_tokens=max_new_tokens,
+                    temperature=temperature, seed=seed)
+    path = data_dir() / "teacher_samples" / f"{recipe_key(settings)}.json"
+    if cache and path.is_file():
+        stored = json.loads(path.read_text())
+        if stored.get("settings") == settings and len(stored.get("samples", [])) == len(prompts):
+            log(f"teacher samples: loaded {len(prompts)} x {k} from cache {path.name}")
+            return stored["samples"]
+    texts = answer(teacher, tokenizer, prompts, max_new_tokens=max_new_tokens, num_samples=k, do_sample=True,
+                   temperature=temperature, batch_size=batch_size, seed=seed)
+    samples = [texts[i * k:(i + 1) * k] for i in range(len(prompts))]
+    if cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"settings": settings, "samples": samples}))
+    return samples

@@ -1,0 +1,296 @@
+"""Exercise checks: compare a learner's function with the reference on fixed cases.
+
+Every exercise cell in ``notebooks/`` ends with ``kd_loss = check("kd_loss", kd_loss)``:
+
+* the function agrees with the reference on every case: prints a pass and returns the learner's function;
+* it disagrees: prints the first differing case (inputs, expected, got) and hands back the reference,
+  so the rest of the notebook still runs on correct numbers;
+* it is still a stub (raises ``NotImplementedError``): says "not solved yet: using the reference".
+
+Later notebooks add their own exercises with ``register(name, reference, cases)``; notebook 03 registers
+``hint_loss`` and ``expected_calibration_error``.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+import torch
+
+from kdlib.core.validate import check_temperature
+
+_REGISTRY: dict[str, tuple[Callable | str, Callable[[], list[tuple]]]] = {}
+
+
+def register(name: str, reference: Callable | str, cases: Callable[[], list[tuple]]) -> None:
+    """Make ``check(name, fn)`` compare ``fn(*case)`` with ``reference(*case)`` for each case. ``reference`` may
+    be named ``"module:function"``; it is imported on the first check, so importing this module imports no
+    lesson's code."""
+    _REGISTRY[name] = (reference, cases)
+
+
+def _reference(name: str) -> Callable:
+    reference, cases = _REGISTRY[name]
+    if isinstance(reference, str):
+        module, _, attr = reference.partition(":")
+        reference = getattr(importlib.import_module(module), attr)
+        _REGISTRY[name] = (reference, cases)
+    return reference
+
+
+def _describe(value) -> str:
+    if isinstance(value, torch.Tensor):
+        text = f"tensor{tuple(value.shape)} {value.detach().flatten()[:6].tolist()}"
+        return text + (" ..." if value.numel() > 6 else "")
+    return repr(value)
+
+
+def _close(got, want, rtol: float, atol: float) -> bool:
+    if isinstance(want, (tuple, list)):
+        return isinstance(got, (tuple, list)) and len(got) == len(want) and all(
+            _close(g, w, rtol, atol) for g, w in zip(got, want))
+    if isinstance(want, torch.Tensor):
+        got = torch.as_tensor(got, dtype=want.dtype) if not isinstance(got, torch.Tensor) else got
+        return got.shape == want.shape and torch.allclose(got.detach().to(want.dtype), want, rtol=rtol, atol=atol)
+    return abs(float(got) - float(want)) <= atol + rtol * abs(float(want))
+
+
+def check(name: str, fn: Callable, rtol: float = 1e-4, atol: float = 1e-5, verbose: bool = True) -> Callable:
+    """Check ``fn`` against the reference named ``name``; return the function the notebook should use."""
+    if name not in _REGISTRY:
+        raise KeyError(f"no exercise named {name!r}; known: {', '.join(sorted(_REGISTRY))}")
+    reference, cases = _reference(name), _REGISTRY[name][1]
+    say = print if verbose else (lambda *a: None)
+    all_cases = cases()
+    for i, args in enumerate(all_cases):
+        try:
+            got = fn(*args)
+        except NotImplementedError:
+            say(f"[ ] {name}: not solved yet: using the reference implementation so the notebook runs on")
+            return reference
+        except Exception as err:  # a learner's bug: show it, keep the notebook running
+            say(f"[x] {name}: case {i} raised {type(err).__name__}: {err}\n"
+                f"    inputs: {', '.join(_describe(a) for a in args)}\n    using the reference for the rest")
+            return reference
+        want = reference(*args)
+        if not _close(got, want, rtol, atol):
+            say(f"[x] {name}: case {i} differs from the reference\n"
+                f"    inputs:   {', '.join(_describe(a) for a in args)}\n"
+                f"    expected: {_describe(want)}\n    got:      {_describe(got)}\n"
+                f"    using the reference for the rest of the notebook")
+            return reference
+    say(f"[v] {name}: passed all {len(all_cases)} checks")
+    return fn
+
+
+def softmax_with_temperature(logits: torch.Tensor, T: float) -> torch.Tensor:
+    """Reference: ``softmax(logits / T)`` over the last dimension (notebook 01)."""
+    check_temperature(T)
+    return torch.softmax(logits / T, dim=-1)
+
+
+def best_bias_shift(logits: torch.Tensor, labels: torch.Tensor, cls: int, shifts: torch.Tensor) -> float:
+    """Reference (notebook 02): the shift added to class ``cls``'s logit that maximises accuracy
+    (the first such shift in ``shifts`` on ties)."""
+    bump = torch.zeros(logits.shape[1])
+    scores = []
+    for s in shifts:
+        bump[cls] = s
+        scores.append(((logits + bump).argmax(-1) == labels).float().mean())
+    return float(shifts[int(torch.stack(scores).argmax())])
+
+
+def _logit_cases(with_labels: bool = False) -> list[tuple]:
+    gen = torch.Generator().manual_seed(0)
+    cases = []
+    for n, c, T, alpha in [(4, 10, 1.0, 0.5), (8, 3, 4.0, 0.1), (5, 10, 20.0, 0.0), (3, 5, 0.5, 1.0)]:
+        s = torch.randn(n, c, generator=gen) * 3
+        t = torch.randn(n, c, generator=gen) * 3
+        y = torch.randint(0, c, (n,), generator=gen)
+        cases.append((s, t, y, T, alpha) if with_labels else (s, t, T))
+    return cases
+
+
+def _softmax_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(1)
+    return [(torch.randn(3, 5, generator=gen) * 4, T) for T in (1.0, 0.5, 4.0, 20.0)] + \
+           [(torch.tensor([[1000.0, 999.0, -5.0]]), 2.0)]  # large logits: a stable softmax is needed
+
+
+def _bias_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(2)
+    logits = torch.randn(200, 10, generator=gen)
+    labels = torch.randint(0, 10, (200,), generator=gen)
+    labels[:40] = 3
+    return [(logits, labels, 3, torch.linspace(0, 5, 21)), (logits - 1.0, labels, 7, torch.linspace(0, 3, 13))]
+
+
+register("softmax_with_temperature", softmax_with_temperature, _softmax_cases)
+register("kd_loss", "kdlib.losses.logits:kd_loss", lambda: _logit_cases(False))
+register("distillation_loss", "kdlib.losses.logits:distillation_loss", lambda: _logit_cases(True))
+register("best_bias_shift", best_bias_shift, _bias_cases)
+
+
+# ---- notebook 03: the FitNets hint with its regressor, and ECE
+def _hint_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(3)
+    torch_state = torch.random.get_rng_state()
+    torch.manual_seed(3)
+    regressor = torch.nn.Conv2d(4, 6, kernel_size=3, padding=1)
+    linear = torch.nn.Linear(5, 3)
+    torch.random.set_rng_state(torch_state)
+    return [(torch.randn(2, 4, 5, 5, generator=gen), torch.randn(2, 6, 5, 5, generator=gen), regressor),
+            (torch.randn(3, 5, generator=gen), torch.randn(3, 3, generator=gen), linear),
+            (torch.randn(4, 8, generator=gen), torch.randn(4, 8, generator=gen), None)]
+
+
+def _ece_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(4)
+    cases = []
+    for n, c, scale, bins in [(500, 10, 3.0, 15), (200, 3, 1.0, 10), (64, 5, 8.0, 5)]:
+        probs = torch.softmax(torch.randn(n, c, generator=gen) * scale, -1)
+        labels = torch.randint(0, c, (n,), generator=gen)
+        labels[: n // 2] = probs[: n // 2].argmax(-1)  # half right, half random
+        cases.append((probs, labels, bins))
+    return cases
+
+
+register("hint_loss", "kdlib.losses.features:hint_loss", _hint_cases)
+register("expected_calibration_error", "kdlib.core.metrics:expected_calibration_error", _ece_cases)
+
+
+# ---- notebook 05: token-level KL with masks, and the top-k cache with its tail bucket
+def _masked_kl_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(5)
+    cases = []
+    for b, length, v in [(2, 5, 7), (3, 4, 11), (1, 6, 5)]:
+        s = torch.randn(b, length, v, generator=gen) * 2
+        t = torch.randn(b, length, v, generator=gen) * 2
+        mask = (torch.rand(b, length, generator=gen) > 0.4).long()
+        mask[0, -1] = 1  # at least one token counts
+        cases.append((s, t, mask))
+    return cases
+
+
+def topk_with_tail(teacher_logits: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Reference (notebook 05): the k largest teacher log-probs, their ids (int64), and log of the tail mass."""
+    from kdlib.losses.tokens import topk_from_logits
+    cache = topk_from_logits(teacher_logits, k)
+    return cache.log_probs, cache.indices.long(), cache.tail
+
+
+def _topk_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(6)
+    return [(torch.randn(2, 3, 20, generator=gen) * 3, 4), (torch.randn(4, 50, generator=gen), 10),
+            (torch.randn(1, 2, 9, generator=gen) * 5, 8)]
+
+
+register("forward_kl", "kdlib.losses.tokens:forward_kl", _masked_kl_cases)
+register("reverse_kl", "kdlib.losses.tokens:reverse_kl", _masked_kl_cases)
+register("topk_with_tail", topk_with_tail, _topk_cases)
+
+
+# ---- notebook 04: the hidden-state loss with a projection, the attention loss with padding masked
+def hidden_state_mse(student_state: torch.Tensor, teacher_state: torch.Tensor, projection, mask: torch.Tensor
+                     ) -> torch.Tensor:
+    """Reference (notebook 04): one mapped layer of ``hidden_state_loss``: ``MSE(W h_S, h_T)`` averaged over
+    real tokens (mask 1) and the teacher's hidden units; ``projection`` W may be None for equal widths."""
+    from kdlib.losses.transformer import embedding_loss
+    return embedding_loss(student_state, teacher_state, projection, mask)
+
+
+def attention_mse(student_attention: torch.Tensor, teacher_attention: torch.Tensor, mask: torch.Tensor
+                  ) -> torch.Tensor:
+    """Reference (notebook 04): one layer of ``attention_loss(kind="mse")``: per head and real query, the squared
+    error summed over real keys divided by their number, averaged over heads and real queries."""
+    from kdlib.losses.transformer import attention_loss
+    return attention_loss([student_attention], [teacher_attention], {1: 1}, mask, kind="mse")
+
+
+def _encoder_mask(gen: torch.Generator, b: int, length: int) -> torch.Tensor:
+    lengths = torch.randint(2, length + 1, (b,), generator=gen)
+    lengths[0] = length  # one full row
+    return (torch.arange(length)[None, :] < lengths[:, None]).long()
+
+
+def _hidden_mse_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(7)
+    torch_state = torch.random.get_rng_state()
+    torch.manual_seed(7)
+    up = torch.nn.Linear(6, 10)
+    torch.random.set_rng_state(torch_state)
+    cases = []
+    for b, length, ws, wt, proj in [(2, 5, 6, 10, up), (3, 4, 8, 8, None), (2, 7, 6, 10, up)]:
+        cases.append((torch.randn(b, length, ws, generator=gen), torch.randn(b, length, wt, generator=gen) * 2,
+                      proj, _encoder_mask(gen, b, length)))
+    return cases
+
+
+def _attention_mse_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(8)
+    cases = []
+    for b, heads, length in [(2, 3, 5), (3, 2, 6), (1, 4, 4)]:
+        mask = _encoder_mask(gen, b, length)
+        keys = ~mask.bool()[:, None, None, :]
+        s = torch.randn(b, heads, length, length, generator=gen).masked_fill(keys, float("-inf")).softmax(-1)
+        t = torch.randn(b, heads, length, length, generator=gen).masked_fill(keys, float("-inf")).softmax(-1)
+        cases.append((s, t, mask))
+    return cases
+
+
+register("hidden_state_mse", hidden_state_mse, _hidden_mse_cases)
+register("attention_mse", attention_mse, _attention_mse_cases)
+
+
+# ---- notebook 06: answer extraction and verification, and the multi-task loss of Distilling step-by-step
+def _verify_cases() -> list[tuple]:
+    return [(["12+5=17. Answer: 17", "Answer: 3", "7+1=8. 8-2=6."], [17, 4, 6]),  # no "Answer:" is wrong
+            (["Answer: 5. Wait. Answer: 9", "Answer:42", "Answer: 12 apples"], [9, 42, 12]),  # the last one counts
+            (["", "Answer: -3", "Answer: 7 Answer: 7"], [0, -3, 7]),
+            (["3*4=12. Answer: 12", "Answer: 120"], [12, 12])]
+
+
+def _multitask_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(7)
+    cases = []
+    for (b1, l1), (b2, l2), v, lam in [((2, 5), (2, 9), 11, 1.0), ((3, 4), (3, 7), 6, 0.3), ((1, 6), (1, 6), 9, 0.0)]:
+        label = torch.randn(b1, l1, v, generator=gen), torch.randint(0, v, (b1, l1), generator=gen)
+        rationale = torch.randn(b2, l2, v, generator=gen), torch.randint(0, v, (b2, l2), generator=gen)
+        label_mask = torch.zeros(b1, l1, dtype=torch.long)
+        label_mask[:, l1 - 2:] = 1  # the answer tokens at the end
+        rationale_mask = (torch.rand(b2, l2, generator=gen) > 0.5).long()
+        rationale_mask[:, -1] = 1
+        cases.append((label[0], label[1], label_mask, rationale[0], rationale[1], rationale_mask, lam))
+    return cases
+
+
+register("verify_answers", "kdlib.reasoning.rationale:verify_answers", _verify_cases)
+register("multitask_loss", "kdlib.losses.tokens:multitask_loss", _multitask_cases)
+
+
+# ---- notebook 07: summed completion log-probs with the prompt and padding masked, and the DPO loss
+def _completion_logprob_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(7)
+    cases = []
+    for n, length, v, prompt in [(2, 6, 9, 2), (3, 8, 13, 4), (1, 5, 7, 1)]:
+        ids = torch.randint(0, v, (n, length), generator=gen)
+        mask = torch.zeros(n, length, dtype=torch.long)
+        mask[:, prompt:] = 1
+        mask[0, -1] = 0  # a shorter first completion: right padding
+        cases.append((torch.randn(n, length, v, generator=gen) * 2, ids, mask))
+    return cases
+
+
+def _dpo_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(8)
+    cases = []
+    for n, beta in [(4, 0.1), (3, 1.0), (5, 0.5)]:
+        pc, pr, rc, rr = (-torch.rand(n, generator=gen) * 20 for _ in range(4))
+        cases.append((pc, pr, rc, rr, beta))
+    z = torch.full((2,), -3.0)
+    cases.append((z, z - 1, z, z - 1, 0.2))  # policy == reference: log 2
+    return cases
+
+
+register("completion_logprobs", "kdlib.lm.generate:completion_logprobs", _completion_logprob_cases)
+register("dpo_loss", "kdlib.losses.preference:dpo_loss", _dpo_cases)

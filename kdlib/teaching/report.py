@@ -1,0 +1,121 @@
+"""The README's results table, made from committed reference runs in ``results/reference/``.
+
+``python -m kdlib.teaching.report`` prints the Markdown table; ``tests/test_setup.py`` fails when the README's
+table differs from it, so every number in the README comes from a results file a notebook wrote.
+To refresh: run a notebook in the profile you want (``make run``), copy ``results/<name>.json`` to
+``results/reference/``, and paste this command's output into the README.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from kdlib.core.paths import REPO_ROOT
+
+REFERENCE = REPO_ROOT / "results" / "reference"
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+# (notebook, metric path in "metrics" (dots go deeper), what it measures, what the paper reports)
+ROWS = [
+    ("01_soft_targets_and_temperature", "gradient_slope_without_T2", "log-log slope of the KL gradient vs T", "-2"),
+    ("01_soft_targets_and_temperature", "gradient_slope_with_T2", "same, with the T^2 factor", "0"),
+    ("02_mnist_hinton", "teacher_test_errors", "teacher 1200-1200 test errors", "67"),
+    ("02_mnist_hinton", "student_test_errors", "student 800-800, hard labels", "146"),
+    ("02_mnist_hinton", "kd_student_test_errors", "student 800-800, distilled T=20", "74"),
+    ("02_mnist_hinton", "small_data_student_test_errors", "3% data, hard labels (mean of seeds)", "-"),
+    ("02_mnist_hinton", "small_data_kd_student_test_errors", "3% data, distilled (mean of seeds)", "-"),
+    ("02_mnist_hinton", "omitted3_accuracy_on_3s_before_shift", "omitted-3 student, test 3s right, before shift",
+     "0.868"),
+    ("02_mnist_hinton", "omitted3_accuracy_on_3s_after_shift", "omitted-3 student, after the bias shift", "0.986"),
+    ("03_conv_features_calibration", "dataset", "data set of notebook 03", "CIFAR-10"),
+    ("03_conv_features_calibration", "teacher.mean_accuracy", "conv teacher, test accuracy", "0.751 (CIFAR-10)"),
+    ("03_conv_features_calibration", "student", "conv student, hard labels (mean ± std over seeds)",
+     "0.699 (CIFAR-10)"),
+    ("03_conv_features_calibration", "kd_student", "conv student, logit KD", "0.708 (CIFAR-10)"),
+    ("03_conv_features_calibration", "hint_student", "conv student, FitNets hint", "0.708 (CIFAR-10)"),
+    ("03_conv_features_calibration", "cosine_student", "conv student, cosine features", "0.715 (CIFAR-10)"),
+    ("03_conv_features_calibration", "student.ece", "ECE, hard-label student", "-"),
+    ("03_conv_features_calibration", "kd_student.ece", "ECE, KD student", "-"),
+    ("03_conv_features_calibration", "kd_student.ece_after_temperature_scaling",
+     "ECE, KD student after temperature scaling", "-"),
+    # notebook 04: transformer compression
+    ("04_transformer_compression", "teacher_accuracy", "all-MiniLM-L6-v2 fine-tuned on tweets, test accuracy", "-"),
+    ("04_transformer_compression", "best_student.name", "best student at >= 3x speed-up (batch 32, CPU)", "-"),
+    ("04_transformer_compression", "best_student.retained", "its share of the teacher's accuracy",
+     "0.97 (DistilBERT), 0.968 (TinyBERT-4)"),
+    ("04_transformer_compression", "best_student.speedup_batch32", "its speed-up at batch 32",
+     "1.6 (DistilBERT), 9.4 (TinyBERT-4)"),
+    ("04_transformer_compression", "low_label.label_only", "1k labels: label-only student, test accuracy", "-"),
+    ("04_transformer_compression", "low_label.distilled", "1k labels + teacher-labelled tweets: distilled", "-"),
+    ("04_transformer_compression", "low_label.std_err", "standard error of that difference (paired bootstrap)", "-"),
+    ("05_llm_token_sequence_kd", "teacher.heldout_perplexity", "SmolLM2-135M teacher, held-out perplexity (BBC News)",
+     "-"),
+    ("05_llm_token_sequence_kd", "students.a_plain_lm.heldout_perplexity", "(a) plain-LM student, perplexity", "-"),
+    ("05_llm_token_sequence_kd", "students.b_token_kd.heldout_perplexity", "(b) token-KD student (top-k), perplexity",
+     "-"),
+    ("05_llm_token_sequence_kd", "students.c_sequence_kd.heldout_perplexity", "(c) sequence-KD student, perplexity",
+     "-"),
+    ("05_llm_token_sequence_kd", "students.d_on_policy.heldout_perplexity", "(d) on-policy (GKD) student, perplexity",
+     "-"),
+    ("05_llm_token_sequence_kd", "students.a_plain_lm.teacher_top1_agreement", "(a) plain LM, top-1 agreement with teacher",
+     "-"),
+    ("05_llm_token_sequence_kd", "students.b_token_kd.teacher_top1_agreement", "(b) token KD, top-1 agreement with teacher",
+     "-"),
+    ("05_llm_token_sequence_kd", "students.b_token_kd.topk_loss_relative_error",
+     "(b) top-k (k=32) KL error vs full vocabulary", "-"),
+    # notebook 06: accuracies on held-out multi-step problems (new templates, 4-step problems)
+    ("06_rationale_distillation", "teacher_accuracy", "rationale teacher, held-out accuracy", "-"),
+    ("06_rationale_distillation", "teacher_test_accuracy", "rationale teacher, in-distribution test accuracy", "-"),
+    ("06_rationale_distillation", "filter_kept_fraction", "teacher samples kept by the majority vote", "-"),
+    ("06_rationale_distillation", "answer_only_accuracy", "answer-only student, held-out accuracy", "-"),
+    ("06_rationale_distillation", "rationale_accuracy", "rationale-then-answer student, held-out accuracy", "-"),
+    ("06_rationale_distillation", "multitask_accuracy", "multi-task student (answers without rationale)", "-"),
+    ("06_rationale_distillation", "rationale_half_data_accuracy",
+     "rationale student with half the problems (vs answer-only with all)", "same accuracy with <50% data"),
+    ("06_rationale_distillation", "corrupted_rationale_accuracy", "rationale student, part of rationales corrupted",
+     "-"),
+    ("06_rationale_distillation", "cost_per_answer.rationale.tokens", "tokens per answer, rationale student", "-"),
+    ("06_rationale_distillation", "cost_per_answer.answer_only.tokens", "tokens per answer, answer-only student",
+     "-"),
+    # notebook 07
+    ("07_preference_dpo", "sft_gold_accuracy", "SFT student, gold accuracy (test + held-out)", "-"),
+    ("07_preference_dpo", "dpo_gold_accuracy", "DPO student from teacher-judged pairs, gold accuracy", "-"),
+    ("07_preference_dpo", "beta", "beta chosen by the teacher on dev problems", "0.1 (typical)"),
+    ("07_preference_dpo", "win_rate_by_teacher", "win rate of DPO over SFT, judged by the teacher", "-"),
+    ("07_preference_dpo", "win_rate_by_gold", "win rate of DPO over SFT, judged by gold answers", "-"),
+    ("07_preference_dpo", "bias_slice.teacher", "skewed teacher: coin answers rounded to ten", "-"),
+    ("07_preference_dpo", "bias_slice.sft", "SFT student: coin answers rounded to ten", "-"),
+    ("07_preference_dpo", "bias_slice.dpo", "DPO student (skewed judge): coin answers rounded to ten", "-"),
+]
+
+
+def _lookup(metrics: dict, path: str):
+    value = metrics
+    for key in path.split("."):
+        value = value[key]
+    if isinstance(value, dict) and "mean_accuracy" in value:  # a method over seeds: mean ± std
+        return f"{value['mean_accuracy']:.4f} ± {value['std_accuracy']:.4f}"
+    return _fmt(value)
+
+
+def table(folder: Path = REFERENCE) -> str:
+    """Markdown: one row per headline metric, then one line per run (profile, device, seconds)."""
+    runs = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}
+    lines = ["| # | result | ours | paper |", "|---|---|---|---|"]
+    for notebook, metric, what, paper in ROWS:
+        if notebook in runs:
+            lines.append(f"| {notebook[:2]} | {what} | {_lookup(runs[notebook]['metrics'], metric)} | {paper} |")
+    lines.append("")
+    for name, run in runs.items():
+        lines.append(f"- `{name}`: profile `{run['profile']}`, {run['device']}, {run['seconds']:.0f} s")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table())
