@@ -44,14 +44,14 @@ run: setup
 	done
 
 notebooks: $(STAMP)
-	$(PY) -m kdlib.exercises
+	$(PY) -m kdlib.teaching.exercises
 
 benchmark: setup
 	$(PY) benchmarks/kd_epoch_cost.py
 	$(PY) benchmarks/lm_topk_cache.py
 
 report: $(STAMP)
-	$(PY) -m kdlib.report
+	$(PY) -m kdlib.teaching.report
 
 clean:
 	rm -rf build $(VENV)

@@ -8,7 +8,8 @@
     losses | data             objectives as tensor functions | verified loaders
     core        paths, profiles, results, fit(), teacher caches, metrics, serving
 
-A package imports only from packages below it (``make test`` checks this with import-linter, ``.importlinter``).
+A package imports only from packages below it (``make test`` checks this with import-linter: the contract is
+``[tool.importlinter]`` in ``pyproject.toml``).
 Each package's docstring names its modules and the notebooks that teach them.
 """
 from kdlib.core.profiles import get_profile

@@ -1,12 +1,12 @@
-"""kdlib.data.arithmetic: determinism, held-out disjointness, gold rationales and answers that are right."""
+"""kdlib.reasoning.arithmetic: determinism, held-out disjointness, gold rationales and answers that are right."""
 import re
 
 import pytest
 
-from kdlib.data.arithmetic import (MAX_VALUE, OBJECTS, STEPS, apply_op, arithmetic_splits, generate,
-                                   is_heldout_template, templates)
-from kdlib.rationale import check_rationale
-from kdlib.small_lm import PIECE
+from kdlib.reasoning.arithmetic import (MAX_VALUE, OBJECTS, STEPS, apply_op, arithmetic_splits, generate,
+                                        is_heldout_template, templates)
+from kdlib.reasoning.rationale import check_rationale
+from kdlib.lm.small import PIECE
 
 
 @pytest.fixture(scope="module")

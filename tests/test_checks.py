@@ -2,7 +2,7 @@
 import torch
 
 from kdlib import losses
-from kdlib.checks import check
+from kdlib.teaching.checks import check
 
 
 def test_correct_solution_passes_and_is_kept(capsys):
@@ -38,7 +38,7 @@ def test_crashing_solution_is_reported(capsys):
 
 # ---- notebook 04 exercises
 def test_hidden_state_mse_exercise(capsys):
-    from kdlib.checks import hidden_state_mse
+    from kdlib.teaching.checks import hidden_state_mse
 
     def over_all_positions(s, t, proj, mask):  # forgets the mask: padding counts
         mapped = s if proj is None else proj(s)
@@ -55,7 +55,7 @@ def test_hidden_state_mse_exercise(capsys):
 
 
 def test_attention_mse_exercise(capsys):
-    from kdlib.checks import attention_mse
+    from kdlib.teaching.checks import attention_mse
 
     def unmasked(s, t, mask):
         return (s - t).pow(2).mean()
@@ -74,7 +74,7 @@ def test_attention_mse_exercise(capsys):
 # ---- notebook 06
 def test_verify_answers_check_catches_taking_the_first_answer(capsys):
     import re
-    from kdlib.rationale import verify_answers
+    from kdlib.reasoning.rationale import verify_answers
 
     def first_answer(texts, gold):
         found = [re.search(r"Answer:\s*(-?\d+)", t) for t in texts]
@@ -85,7 +85,7 @@ def test_verify_answers_check_catches_taking_the_first_answer(capsys):
 
 
 def test_multitask_check_catches_a_loss_that_averages_over_prompt_tokens(capsys):
-    from kdlib.lm_losses import multitask_loss
+    from kdlib.losses.tokens import multitask_loss
 
     def unmasked(la, ia, ma, lr, ir, mr, lam):
         ce = lambda lg, ids: torch.nn.functional.cross_entropy(lg[:, :-1].reshape(-1, lg.shape[-1]),  # noqa: E731
@@ -98,7 +98,7 @@ def test_multitask_check_catches_a_loss_that_averages_over_prompt_tokens(capsys)
 
 # ---- notebook 07
 def test_mean_instead_of_sum_of_completion_logprobs_fails(capsys):
-    from kdlib.lm_generate import completion_logprobs
+    from kdlib.lm.generate import completion_logprobs
     mean = lambda logits, ids, mask: completion_logprobs(logits, ids, mask, reduction="mean")  # noqa: E731
     assert check("completion_logprobs", mean) is completion_logprobs
     assert "differs from the reference" in capsys.readouterr().out

@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from kdlib.data import DataFileError, load_cifar10, load_fashion_mnist, load_images
+from kdlib.data.assets import DataFileError
+from kdlib.data.images import load_cifar10, load_fashion_mnist, load_images
 from kdlib.data import images
-from kdlib.data.assets import sha256sum
+from kdlib.core.files import sha256sum
 
 
 def write_cifar(folder, n_per_batch=4, n_test=3):

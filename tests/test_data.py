@@ -5,7 +5,10 @@ import pickle
 import pytest
 import torch
 
-from kdlib.data import DataFileError, Split, jitter, load_mnist, subset
+from kdlib.data.assets import DataFileError
+from kdlib.data.types import Split
+from kdlib.data.transforms import jitter, subset
+from kdlib.data.mnist import load_mnist
 from kdlib.data.mnist import mnist_pickle_path
 
 

@@ -3,15 +3,17 @@ import pytest
 import torch
 from torch import nn
 
-from kdlib.calibration import apply_temperature, fit_temperature
-from kdlib.data import Split
-from kdlib.evaluate import expected_calibration_error
-from kdlib.feature_kd import WithRegressor, conv_regressor, cosine_step, hint_step, pool_features
-from kdlib.losses import LOSSES, cosine_feature_loss, hint_loss
-from kdlib.models import DeepCNN, LightCNN, n_params
-from kdlib.seeds import compare, mean_std
-from kdlib.teacher import TeacherCache
-from kdlib.train import train
+from kdlib.core.calibration import apply_temperature, fit_temperature
+from kdlib.data.types import Split
+from kdlib.core.metrics import expected_calibration_error
+from kdlib.vision.features import WithRegressor, conv_regressor, cosine_step, hint_step, pool_features
+from kdlib.losses.registry import LOSSES
+from kdlib.losses.features import cosine_feature_loss, hint_loss
+from kdlib.vision.cnn import DeepCNN, LightCNN
+from kdlib.core.serving import param_count
+from kdlib.core.stats import compare, mean_std
+from kdlib.core.teacher_cache import TeacherCache
+from kdlib.core.fit import fit
 
 
 def test_feature_losses_are_zero_when_equal_and_registered():
@@ -58,6 +60,7 @@ def test_fit_temperature_recovers_a_known_temperature(true_T):
 
 
 def test_models_expose_features_and_match_the_tutorial_sizes():
+    n_params = lambda m: param_count(m, trainable_only=True)  # noqa: E731
     assert 1.1e6 < n_params(DeepCNN((3, 32, 32))) < 1.3e6 and 0.25e6 < n_params(LightCNN((3, 32, 32))) < 0.29e6
     for shape in [(3, 32, 32), (1, 28, 28)]:
         x = torch.randn(2, *shape)
@@ -83,13 +86,13 @@ def test_feature_cache_stays_aligned_under_shuffling():
         assert torch.allclose(cache[idx], teacher.features(x[idx]), atol=1e-6)
     seen = []
 
-    def step(model, xb, yb, i):  # the loop hands out shuffled indices: check each batch against the teacher
+    def step(model, batch, i):  # the loop hands out shuffled indices: check each batch against the teacher
         with torch.no_grad():
-            seen.append(torch.allclose(cache[i], teacher.features(xb), atol=1e-5))
-        return model(xb).sum() * 0 + nn.functional.cross_entropy(model(xb), yb)
+            seen.append(torch.allclose(cache[i], teacher.features(batch.x), atol=1e-5))
+        return model(batch.x).sum() * 0 + nn.functional.cross_entropy(model(batch.x), batch.y)
 
-    train(LightCNN((1, 8, 8)), Split(x, torch.randint(0, 10, (50,))), epochs=2, step=step, batch_size=8,
-          progress=False)
+    fit(LightCNN((1, 8, 8)), Split(x, torch.randint(0, 10, (50,))), step, epochs=2, batch_size=8, optimizer="adam",
+        lr=1e-3, progress=False)
     assert len(seen) == 14 and all(seen)
     with pytest.raises(ValueError, match="outputs"):
         TeacherCache.build(teacher, x, outputs="attention")
@@ -103,10 +106,11 @@ def test_hint_and_cosine_steps_train_student_and_regressor():
     student = LightCNN((1, 8, 8))
     model = WithRegressor(student, conv_regressor(student.map_shape[0], teacher.map_shape[0]))
     before = model.regressor.weight.detach().clone()
-    train(model, Split(x, y), epochs=1, step=hint_step(feats, teacher.map_shape), batch_size=8, progress=False)
+    fit(model, Split(x, y), hint_step(feats, teacher.map_shape), epochs=1, batch_size=8, optimizer="adam", lr=1e-3,
+        progress=False)
     assert not torch.equal(before, model.regressor.weight)
     pooled = feats.map(lambda f: pool_features(f, student.features(x[:1]).shape[1]))
-    train(student, Split(x, y), epochs=1, step=cosine_step(pooled), batch_size=8, progress=False)
+    fit(student, Split(x, y), cosine_step(pooled), epochs=1, batch_size=8, optimizer="adam", lr=1e-3, progress=False)
 
 
 def test_seed_comparison_separates_gain_from_noise():

@@ -1,11 +1,11 @@
-"""kdlib.judge (notebook 07): the teacher's answers by vote, verdicts, log-likelihood scores, judged pairs."""
+"""kdlib.reasoning.judge (notebook 07): the teacher's answers by vote, verdicts, log-likelihood scores, judged pairs."""
 import pytest
 import torch
 
 pytest.importorskip("transformers")
-from kdlib.judge import completion_scores, judge_keys, judged_pairs, teacher_answers, verdicts  # noqa: E402
-from kdlib.preference import win_rate  # noqa: E402
-from kdlib.small_lm import build_tokenizer, small_llama  # noqa: E402
+from kdlib.reasoning.judge import completion_scores, judge_keys, judged_pairs, teacher_answers, verdicts  # noqa: E402
+from kdlib.lm.dpo import win_rate  # noqa: E402
+from kdlib.lm.small import build_tokenizer, small_llama  # noqa: E402
 
 TEXTS = ["Ann has 3 apples. Ann buys 2 more. How many apples does Ann have now?\n", "3+2=5. Answer: 5",
          "3+2=6. Answer: 6", "Answer: 7", "Ben has 9 pens.\n"]
@@ -67,7 +67,7 @@ def test_judged_pairs_take_the_best_verified_and_the_worst_unverified():
 
 
 def test_step_level_pairs_cut_after_the_first_different_step():
-    from kdlib.judge import first_difference_step
+    from kdlib.reasoning.judge import first_difference_step
     dot = 9
     c, r = [1, 2, dot, 3, 4, dot, 5, 2], [1, 2, dot, 3, 7, dot, 8, 2]
     assert first_difference_step(c, r, dot) == ([1, 2, dot, 3, 4, dot], [1, 2, dot, 3, 7, dot])
@@ -81,3 +81,27 @@ def test_step_level_pairs_cut_after_the_first_different_step():
     assert decode(0) == "3+2=5. 5+2=7." and decode(1) == "3+2=5. 5+2=8."
     with pytest.raises(ValueError, match="single token"):
         judged_pairs(tok, [TEXTS[0]], [["Answer: 5", "Answer: 6"]], keys, step_end="Answer: ")
+
+
+def test_verdicts_are_verify_answers_on_the_answered_problems(monkeypatch):
+    """One verifier: judge.verdicts calls kdlib.reasoning.rationale.verify_answers; a problem the judge could
+    not answer (None) is 0 without being verified."""
+    import kdlib.reasoning.judge as judge
+    from kdlib.reasoning.rationale import verify_answers
+    texts, answers = ["3+2=5. Answer: 5", "Answer: 6", "Answer: 7", "nothing", "Answer: -3"], [5, 5, None, 1, -3]
+    calls = []
+    monkeypatch.setattr(judge, "verify_answers", lambda t, a: calls.append((t, a)) or verify_answers(t, a))
+    got = verdicts(texts, answers)
+    assert got.tolist() == [1, 0, 0, 0, 1] and got.dtype == torch.float32
+    assert calls == [(["3+2=5. Answer: 5", "Answer: 6", "nothing", "Answer: -3"], [5, 5, 1, -3])]
+    assert verdicts([], []).shape == (0,) and verdicts(["Answer: 1"], [None]).tolist() == [0.0]
+
+
+def test_completion_scores_restore_the_mode_even_on_error():
+    tok, model = tok_and_model()
+    model.train()
+    completion_scores(model, tok, [TEXTS[0]], [TEXTS[1]])
+    assert model.training
+    with pytest.raises(AttributeError):
+        completion_scores(model, None, [TEXTS[0]], [TEXTS[1]])  # no tokenizer: fails inside the loop
+    assert model.training

@@ -6,12 +6,16 @@ import torch
 pytest.importorskip("transformers")  # a main dependency; skip only in a partial install
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
-from kdlib.data import DataFileError  # noqa: E402
+from kdlib.data.assets import DataFileError  # noqa: E402
 from kdlib.data.bbc import Article, bbc_dir, load_bbc_news, split_articles  # noqa: E402
-from kdlib.lm import build_student, check_vocab, converted_ok, load_teacher  # noqa: E402
-from kdlib.lm_generate import sequence_logprobs, token_logprobs  # noqa: E402
-from kdlib.lm_losses import forward_kl  # noqa: E402
-from kdlib.lm_train import cache_topk, evaluate_lms, lm_step, token_blocks, topk_kd_step, train_lm  # noqa: E402
+from kdlib.lm.students import build_student, check_vocab  # noqa: E402
+from kdlib.data.smollm2 import converted_ok  # noqa: E402
+from kdlib.lm.load import load_teacher  # noqa: E402
+from kdlib.lm.generate import sequence_logprobs, token_logprobs  # noqa: E402
+from kdlib.losses.tokens import forward_kl  # noqa: E402
+from kdlib.lm.blocks import cache_topk, evaluate_lms, token_blocks  # noqa: E402
+from kdlib.lm.steps import lm_step, topk_kd_step  # noqa: E402
+from kdlib.core.fit import fit  # noqa: E402
 
 needs_teacher = pytest.mark.skipif(not converted_ok(), reason="teacher not fetched: make data")
 
@@ -84,8 +88,10 @@ def test_small_lm_loop_and_topk_kd_and_evaluation():
     blocks = torch.randint(3, 97, (6, 12))
     cache, tps = cache_topk(teacher, blocks, k=8, batch_size=4, progress=False)
     assert cache.log_probs.shape == (6, 11, 8) and tps > 0
-    h = train_lm(student, blocks, topk_kd_step(cache), steps=3, batch_size=2, progress=False)
-    h2 = train_lm(student, blocks, lm_step, steps=2, batch_size=4, progress=False)
+    lm_numerics = dict(optimizer="adamw", betas=(0.9, 0.95), weight_decay=0.01, warmup=10, clip=1.0, lr=1e-3,
+                       progress=False)
+    h = fit(student, blocks, topk_kd_step(cache), steps=3, batch_size=2, **lm_numerics)
+    h2 = fit(student, blocks, lm_step, steps=2, batch_size=4, **lm_numerics)
     assert len(h["loss"]) == 3 and len(h2["loss"]) == 2
     out = evaluate_lms(teacher, {"s": student}, blocks, batch_size=4, progress=False)
     assert out["teacher"]["kl_to_teacher"] == pytest.approx(0.0, abs=1e-5)
@@ -135,7 +141,7 @@ def test_real_teacher_topk_error_for_the_chosen_k_and_vocab_check():
     with torch.no_grad():
         t_logits = teacher(input_ids=blocks).logits[:, :-1]
         s_logits = student(input_ids=blocks).logits[:, :-1]
-    from kdlib.lm_losses import topk_relative_error
+    from kdlib.losses.tokens import topk_relative_error
     # an untrained (near-uniform) student is the hard case: the bucketed loss misses what the tail holds.
     # Measured: about 7% below the full-vocabulary KL at k = 32, shrinking as k grows
     errors = [topk_relative_error(s_logits, t_logits, k=k) for k in (8, 32, 128)]
@@ -145,7 +151,7 @@ def test_real_teacher_topk_error_for_the_chosen_k_and_vocab_check():
 
 def test_own_teacher_fallback_trains_tokenizer_and_model_then_reuses_the_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("KDLIB_DATA_DIR", str(tmp_path))
-    from kdlib.lm import train_own_teacher
+    from kdlib.lm.load import train_own_teacher
     texts = [f"Shares in company {i} rose by {i % 7} percent on Monday after strong sales." for i in range(60)]
     recipe = dict(vocab_size=300, layers=1, hidden=64, steps=2, block=16, batch=2, lr=1e-3, tokens=512)
     first = train_own_teacher(texts, "tiny", recipe, log=lambda *a: None)
@@ -154,3 +160,103 @@ def test_own_teacher_fallback_trains_tokenizer_and_model_then_reuses_the_cache(t
     check_vocab(first.model, student, first.tokenizer, first.tokenizer)
     again = train_own_teacher(texts, "tiny", recipe, log=lambda *a: None)
     assert "loaded from" in again.reason and len(again.tokenizer) == len(first.tokenizer)
+
+
+def test_build_student_refuses_missing_teacher_layers_and_no_layers():
+    teacher = tiny()  # 4 layers: 0..3
+    with pytest.raises(ValueError, match=r"teacher layers \[9\] do not exist.*0\.\.3"):
+        build_student(teacher.config, num_layers=2, hidden_size=32, init="teacher", teacher=teacher, layers=[0, 9])
+    with pytest.raises(ValueError, match=r"teacher layers \[-1\]"):
+        build_student(teacher.config, num_layers=2, hidden_size=32, init="teacher", teacher=teacher, layers=[-1, 2])
+    for bad in (0, -1):
+        with pytest.raises(ValueError, match="num_layers must be a whole number >= 1"):
+            build_student(teacher.config, num_layers=bad, hidden_size=32)
+    with pytest.raises(ValueError, match="init must be"):
+        build_student(teacher.config, hidden_size=32, init="copy")
+
+
+def test_students_and_small_llama_leave_the_global_rng_alone():
+    """Model initialisation runs inside kdlib.core.profiles.seeded(seed): the same weights for the same seed,
+    and the caller's RNG state is what it was (the library never reseeds a notebook's RNG)."""
+    from kdlib.lm.small import build_tokenizer, small_llama
+    tok = build_tokenizer(["Ann has 3 apples.\n", "Answer: 5"])
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    a = build_student(tiny_config(), num_layers=1, hidden_size=32, seed=4)
+    s1 = small_llama(tok, layers=1, hidden=32, heads=2, seed=4)
+    assert torch.equal(torch.get_rng_state(), state)
+    torch.manual_seed(999)
+    b = build_student(tiny_config(), num_layers=1, hidden_size=32, seed=4)
+    s2 = small_llama(tok, layers=1, hidden=32, heads=2, seed=4)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert all(torch.equal(x, y) for x, y in zip(s1.state_dict().values(), s2.state_dict().values()))
+    # the weights are the ones the old global reseed gave (cached teachers built with small_llama stay valid)
+    torch.manual_seed(4)
+    old = LlamaForCausalLM(s1.config)
+    assert all(torch.equal(x, y) for x, y in zip(old.state_dict().values(), s1.state_dict().values()))
+
+
+def test_generate_is_seeded_without_touching_the_rng_and_restores_the_mode():
+    from kdlib.lm.generate import generate
+    from kdlib.lm.small import build_tokenizer, small_llama
+    tok = build_tokenizer(["Ann has 3 apples.\n", "3+2=5. Answer: 5"])
+    model = small_llama(tok, layers=1, hidden=32, heads=2, seed=0).train()
+    state = torch.get_rng_state()
+    first = generate(model, tok, ["Ann has 3 apples.\n"] * 2, num_samples=2, max_new_tokens=5, seed=3)
+    assert torch.equal(torch.get_rng_state(), state) and model.training
+    again = generate(model, tok, ["Ann has 3 apples.\n"] * 2, num_samples=2, max_new_tokens=5, seed=3)
+    assert torch.equal(first.input_ids, again.input_ids) and first.texts == again.texts
+    torch.manual_seed(3)  # the samples the old global reseed gave
+    with torch.no_grad():
+        enc = tok(["Ann has 3 apples.\n"] * 2, return_tensors="pt", padding=True, add_special_tokens=False)
+        old = model.eval().generate(**enc, max_new_tokens=5, do_sample=True, temperature=1.0, top_p=None,
+                                    top_k=None, num_return_sequences=2, pad_token_id=tok.pad_token_id,
+                                    eos_token_id=tok.eos_token_id)
+    assert torch.equal(old, first.input_ids)  # same prompts: no extra left padding
+
+
+def test_hub_source_decision(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from kdlib.data.hub import choose_source, is_hub_id, load_from_source, looks_like_path
+    assert is_hub_id("HuggingFaceTB/SmolLM2-135M-Instruct") and is_hub_id("gpt2") and not is_hub_id("a/b/c")
+    assert not looks_like_path("org/name") and looks_like_path("./typo_dir") and looks_like_path("a/b/c")
+    assert looks_like_path("~/models") and looks_like_path(Path("org/name")) and not looks_like_path("name")
+    assert choose_source(None).kind == "offline" and "no source given" in choose_source(None).why
+    assert choose_source(str(tmp_path)).kind == "local"
+    not_allowed = choose_source("org/name")
+    assert not_allowed.kind == "offline" and "network is not allowed" in not_allowed.why
+    assert choose_source("org/name", allow_network=True).kind == "hub"
+    monkeypatch.chdir(tmp_path)
+    for typo in ("./typo_dir", "typo/dir/deeper", "/no/such/folder", Path("org/name")):
+        with pytest.raises(FileNotFoundError, match="does not exist"):
+            choose_source(typo, allow_network=True)
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(FileNotFoundError, match="is a file, not a folder"):
+        choose_source("./file.txt")
+    logged = []
+
+    def failing_hub(where):
+        raise OSError("no network")
+
+    got = load_from_source("org/name", failing_hub, lambda: ("offline model", tmp_path, "the offline copy"),
+                           allow_network=True, log=logged.append)
+    assert got.value == "offline model" and got.kind == "offline" and got.source == str(tmp_path)
+    assert got.reason == "hub id org/name could not be loaded (OSError: no network); the offline copy" == logged[0]
+    local = load_from_source(str(tmp_path), lambda where: f"loaded {where}", None, log=logged.append)
+    assert local.kind == "local" and local.value == f"loaded {tmp_path}" and logged[-1] == f"local folder {tmp_path}"
+
+    def broken(where):
+        raise OSError("broken folder")
+
+    with pytest.raises(OSError, match="broken folder"):  # a broken local folder raises: no silent fallback
+        load_from_source(str(tmp_path), broken, lambda: ("offline", tmp_path, "x"))
+
+
+def test_load_teacher_refuses_a_path_that_does_not_exist(tmp_path, monkeypatch):
+    monkeypatch.setenv("KDLIB_DATA_DIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match=r"'\./typo_dir' looks like a folder path.*does not exist"):
+        load_teacher("./typo_dir")
+    with pytest.raises(DataFileError, match="make data"):  # a hub id without the network: the offline asset
+        load_teacher("HuggingFaceTB/SmolLM2-135M-Instruct")

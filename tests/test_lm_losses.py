@@ -3,8 +3,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdlib.lm_losses import (LM_LOSSES, bucket_log_probs, forward_kl, generalized_jsd, reverse_kl, shift_for_next_token,
-                             topk_from_logits, topk_loss, topk_relative_error)
+from kdlib.losses.registry import LOSSES
+from kdlib.losses.tokens import (bucket_log_probs, completion_loss, forward_kl, generalized_jsd, reverse_kl,
+                                 shift_for_next_token, topk_from_logits, topk_loss, topk_relative_error)
 
 
 def logits(b=2, length=5, v=11, seed=0, scale=2.0):
@@ -104,4 +105,32 @@ def test_shift_for_next_token():
     x = torch.arange(10).view(2, 5)
     lg, tgt, m = shift_for_next_token(logits(), x, torch.ones(2, 5))
     assert lg.shape[1] == 4 and torch.equal(tgt, x[:, 1:]) and m.shape == (2, 4)
-    assert set(LM_LOSSES) >= {"forward_kl", "reverse_kl", "generalized_jsd"}
+    assert shift_for_next_token(logits(), x)[2] is None
+    assert set(LOSSES) >= {"forward_kl", "reverse_kl", "generalized_jsd"}
+
+
+def test_position_zero_is_never_a_target_in_completion_loss_and_completion_logprobs():
+    """One convention (kdlib.losses.tokens.shift_for_next_token): token 0 has no prediction, so a mask value at
+    position 0 is dropped, in the training loss and in the sequence log-probability alike."""
+    from kdlib.lm.generate import completion_logprobs
+    lg = logits(b=3, length=6, v=9, seed=12)
+    ids = torch.randint(0, 9, (3, 6), generator=torch.Generator().manual_seed(3))
+    mask = torch.tensor([[0, 0, 1, 1, 1, 0], [0, 1, 1, 1, 1, 1], [0, 0, 0, 1, 1, 1]])
+    at_zero = mask.clone()
+    at_zero[:, 0] = 1
+    loss, logps = completion_loss(lg, ids, mask), completion_logprobs(lg, ids, mask)
+    assert torch.equal(completion_loss(lg, ids, at_zero), loss)
+    assert torch.equal(completion_logprobs(lg, ids, at_zero), logps)
+    assert torch.equal(completion_logprobs(lg, ids, at_zero, reduction="mean"),
+                       completion_logprobs(lg, ids, mask, reduction="mean"))
+    # the two agree: the loss is minus the summed log-probs over the completion tokens, per token
+    assert loss.item() == pytest.approx((-logps.sum() / mask[:, 1:].sum()).item(), rel=1e-6)
+    by_hand = torch.log_softmax(lg[:, :-1], -1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    assert torch.allclose(logps, (by_hand * mask[:, 1:]).sum(-1))
+    only_zero = torch.zeros_like(mask)
+    only_zero[:, 0] = 1  # nothing but position 0: no target at all
+    with pytest.raises(ValueError, match="selects no token"):
+        completion_loss(lg, ids, only_zero)
+    assert torch.equal(completion_logprobs(lg, ids, only_zero), torch.zeros(3))
+    with pytest.raises(ValueError, match="at least one completion token"):
+        completion_logprobs(lg, ids, only_zero, reduction="mean")

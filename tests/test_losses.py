@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from kdlib.losses import LOSSES, distillation_loss, kd_loss, soft_cross_entropy
+from kdlib.losses.logits import distillation_loss, kd_loss, soft_cross_entropy
+from kdlib.losses.registry import LOSSES, register
 
 
 def logits(n=6, c=10, seed=0, scale=3.0):
@@ -83,7 +84,7 @@ def test_no_gradient_flows_into_the_teacher():
 
 @pytest.mark.parametrize("T", [0, -1.0, float("nan"), float("inf")])
 def test_bad_temperature_is_refused(T):
-    with pytest.raises(ValueError, match="temperature T must be"):
+    with pytest.raises(ValueError, match=r"T must be a finite number > 0, got T=.*temperature"):
         kd_loss(logits(), logits(seed=1), T)
 
 
@@ -112,3 +113,30 @@ def test_labels_out_of_range_and_nan_logits_are_refused():
 
 def test_registry_names_the_public_functions():
     assert LOSSES["kd"] is kd_loss and LOSSES["distillation"] is distillation_loss
+    assert LOSSES["soft_cross_entropy"] is soft_cross_entropy
+
+
+def test_registry_holds_every_loss_of_every_module():
+    """One registry for logit, feature, transformer, token and preference losses (importing kdlib.losses
+    fills it), each entry a function of the module that defines it."""
+    import kdlib.losses as package
+    from kdlib.losses import features, preference, tokens, transformer
+
+    expected = {"kd": kd_loss, "distillation": distillation_loss, "soft_cross_entropy": soft_cross_entropy,
+                "hint": features.hint_loss, "cosine_feature": features.cosine_feature_loss,
+                "hidden_state": transformer.hidden_state_loss, "embedding": transformer.embedding_loss,
+                "attention": transformer.attention_loss, "minilm_relation": transformer.minilm_relation_loss,
+                "forward_kl": tokens.forward_kl, "reverse_kl": tokens.reverse_kl,
+                "generalized_jsd": tokens.generalized_jsd, "topk": tokens.topk_loss,
+                "completion": tokens.completion_loss, "multitask": tokens.multitask_loss,
+                "dpo": preference.dpo_loss}
+    for name, fn in expected.items():
+        assert LOSSES[name] is fn, name
+        assert getattr(package, fn.__name__) is fn  # the package re-exports each registered loss
+    assert all(fn.__module__.startswith("kdlib.losses.") for fn in LOSSES.values())
+
+
+def test_register_refuses_a_second_loss_under_a_taken_name():
+    with pytest.raises(ValueError, match="'kd' is already registered"):
+        register("kd")(lambda s, t, T: s)
+    assert register("kd")(kd_loss) is kd_loss and LOSSES["kd"] is kd_loss  # the same function again is fine

@@ -2,7 +2,7 @@
 no committed outputs, and an exercise copy in notebooks/ generated from solutions/."""
 import nbformat
 
-from kdlib.exercises import EXERCISES, SOLUTIONS, exercise_text
+from kdlib.teaching.exercises import EXERCISES, SOLUTIONS, exercise_text
 
 NAME = "03_conv_features_calibration.ipynb"
 
@@ -16,4 +16,5 @@ def test_notebook03_structure_and_generated_exercises():
         assert needle in text, needle
     assert text.count("### BEGIN SOLUTION") == 2 == text.count("### END SOLUTION")
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
-    assert (EXERCISES / NAME).read_text() == exercise_text(SOLUTIONS / NAME), "run: python -m kdlib.exercises"
+    assert (EXERCISES / NAME).read_text() == exercise_text(SOLUTIONS / NAME), \
+        "run: python -m kdlib.teaching.exercises"

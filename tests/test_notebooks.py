@@ -5,8 +5,8 @@ import re
 import nbformat
 import pytest
 
-from kdlib.exercises import BEGIN, END, EXERCISES, SOLUTIONS, stale, strip_solutions
-from kdlib.paths import REPO_ROOT
+from kdlib.teaching.exercises import BEGIN, END, EXERCISES, SOLUTIONS, stale, strip_solutions
+from kdlib.core.paths import REPO_ROOT
 
 
 def all_notebooks():
@@ -30,7 +30,7 @@ def test_notebooks_are_committed_without_outputs():
 
 
 def test_exercise_notebooks_are_up_to_date_and_hold_no_solution():
-    assert stale() == [], "run: python -m kdlib.exercises"
+    assert stale() == [], "run: python -m kdlib.teaching.exercises"
     for path in EXERCISES.glob("*.ipynb"):
         text = path.read_text()
         assert BEGIN not in text and END not in text

@@ -7,9 +7,11 @@ import pytest
 import torch
 
 from kdlib import losses
-from kdlib.lm_generate import completion_logprobs, sequence_logprobs
-from kdlib.preference import (PreferencePairs, dpo_loss, pair_logprobs, reference_logprobs, train_dpo,
-                              win_rate)
+from kdlib.core.fit import fit
+from kdlib.lm.generate import completion_logprobs, sequence_logprobs
+from kdlib.lm.dpo import PreferencePairs, dpo_step, pair_logprobs, reference_logprobs, win_rate
+from kdlib.losses.preference import dpo_loss
+from kdlib.losses.registry import LOSSES
 
 pytest.importorskip("transformers")
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
@@ -66,7 +68,7 @@ def test_gradient_raises_chosen_and_lowers_rejected():
     loss, *_ = dpo_loss(pc, pr, torch.full((3,), -3.0), torch.full((3,), -3.0), beta=0.5)
     loss.backward()
     assert (pc.grad < 0).all() and (pr.grad > 0).all()  # gradient descent raises pi_c and lowers pi_r
-    assert losses.LOSSES["dpo"] is dpo_loss and losses.dpo_loss is dpo_loss
+    assert LOSSES["dpo"] is dpo_loss and losses.dpo_loss is dpo_loss
 
 
 def test_reference_is_a_constant():
@@ -87,7 +89,7 @@ def test_bad_input_is_refused_with_a_clear_message():
         dpo_loss(z, z, z, torch.zeros(2), 0.1)
     with pytest.raises(ValueError, match="share one shape"):
         dpo_loss(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 3), 0.1)
-    with pytest.raises(ValueError, match="ref_chosen_logps contains NaN"):
+    with pytest.raises(ValueError, match="ref_chosen_logps contains 1 NaN or infinite"):
         dpo_loss(z, z, torch.tensor([0.0, float("-inf"), 0.0]), z, 0.1)
 
 
@@ -128,8 +130,11 @@ def test_prompt_and_padding_are_masked():
     assert torch.allclose(completion_logprobs(logits, other_pad, comp), base)
     changed[0, 2, ids[0, 3]] += 1.0  # position 2 scores the first completion token: it counts
     assert not torch.allclose(completion_logprobs(changed, ids, comp), base)
-    with pytest.raises(ValueError, match="position 0"):
-        completion_logprobs(logits, ids, torch.ones_like(ids))
+    # position 0 is never scored (no earlier token predicts it): its mask value is dropped, as in completion_loss
+    ones = torch.ones_like(ids)
+    after_0 = ones.clone()
+    after_0[:, 0] = 0
+    assert torch.equal(completion_logprobs(logits, ids, ones), completion_logprobs(logits, ids, after_0))
     with pytest.raises(ValueError, match="reduction"):
         completion_logprobs(logits, ids, comp, reduction="max")
     with pytest.raises(ValueError, match="expected logits"):
@@ -145,7 +150,7 @@ def test_pairs_layout_and_extra_padding_changes_nothing_in_a_real_model():
     assert pairs.completion_mask[1, 0].tolist() == [0, 0, 0, 1, 1, 0, 0, 0]
     assert pairs.attention_mask[1, 0].tolist() == [1, 1, 1, 1, 1, 0, 0, 0]
     chosen, rejected = pair_logprobs(model, pairs, torch.arange(3))
-    ids, attn, comp = pairs.rows(torch.arange(3))
+    ids, attn, comp = pairs.batch(torch.arange(3))
     with torch.no_grad():
         direct = sequence_logprobs(model, ids, attn, comp)
         padded = sequence_logprobs(model, torch.nn.functional.pad(ids, (0, 5), value=7),
@@ -164,8 +169,9 @@ def test_dpo_training_raises_margin_and_accuracy_with_reference_computed_once():
     with torch.no_grad():
         c, r = pair_logprobs(policy, pairs, torch.arange(3))
     assert torch.allclose(ref, torch.stack([c, r], 1), atol=1e-5)
-    history = train_dpo(policy, pairs, ref, beta=0.5, steps=15, batch_size=3, lr=1e-2, warmup=1, progress=False)
-    assert set(history) >= {"loss", "reward_margin", "preference_accuracy", "chosen_reward", "rejected_reward"}
+    history = fit(policy, pairs, dpo_step(ref, beta=0.5), steps=15, batch_size=3, optimizer="adamw", lr=1e-2,
+                  betas=(0.9, 0.95), weight_decay=0.0, warmup=1, clip=1.0, progress=False)
+    assert set(history.terms) >= {"reward_margin", "preference_accuracy", "chosen_reward", "rejected_reward"}
     assert len(history["loss"]) == len(history["reward_margin"]) == 15
     assert history["loss"][0] == pytest.approx(math.log(2), abs=1e-4)  # starts at the reference
     assert history["loss"][-1] < 0.3 and history["preference_accuracy"][-1] == 1.0
@@ -173,8 +179,15 @@ def test_dpo_training_raises_margin_and_accuracy_with_reference_computed_once():
     with torch.no_grad():
         c2, r2 = pair_logprobs(policy, pairs, torch.arange(3))
     assert ((c2 - ref[:, 0]) - (r2 - ref[:, 1]) > 0).all()
-    with pytest.raises(ValueError, match=r"ref_logps must have shape \(3, 2\)"):
-        train_dpo(policy, pairs, ref[:2], beta=0.5, steps=1, progress=False)
+    with pytest.raises(ValueError, match=r"ref_logps must have shape \(n_pairs, 2\).*\(3, 1\)"):
+        dpo_step(ref[:, :1], beta=0.5)
+    with pytest.raises(ValueError, match="beta"):
+        dpo_step(ref, beta=0.0)
+    # a reference for other pairs (too few rows) is refused at the first step, before any update
+    before = [p.detach().clone() for p in policy.parameters()]
+    with pytest.raises(IndexError, match="teacher cache of 2 samples"):
+        fit(policy, pairs, dpo_step(ref[:2], beta=0.5), steps=1, batch_size=3, optimizer="adamw", progress=False)
+    assert all(torch.equal(a, b) for a, b in zip(before, policy.parameters()))
 
 
 def test_win_rate_counts_ties_half():

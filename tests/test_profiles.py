@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from kdlib.profiles import get_profile
+from kdlib.core.profiles import get_profile
 
 SIZES = dict(ci=dict(epochs=1), laptop=dict(epochs=8), gpu=dict(epochs=60))
 

@@ -6,14 +6,16 @@ import pytest
 import torch
 
 pytest.importorskip("transformers")
-from kdlib.data.arithmetic import arithmetic_splits  # noqa: E402
-from kdlib.lm_generate import sequence_logprobs  # noqa: E402
-from kdlib.lm_losses import completion_loss, multitask_loss  # noqa: E402
-from kdlib.rationale import (check_rationale, corrupt_rationale, extract_answer, filter_samples,  # noqa: E402
-                             format_example, format_prompt, format_texts, majority_vote, verify_answers)
-from kdlib.rationale_teacher import prepare_rationale_teacher, teacher_samples  # noqa: E402
-from kdlib.sft import answer, evaluate_answers, multitask_step, sft_data, sft_step, train_sft  # noqa: E402
-from kdlib.small_lm import build_tokenizer, small_llama  # noqa: E402
+from kdlib.reasoning.arithmetic import arithmetic_splits  # noqa: E402
+from kdlib.lm.generate import sequence_logprobs  # noqa: E402
+from kdlib.losses.tokens import completion_loss, multitask_loss  # noqa: E402
+from kdlib.reasoning.rationale import (check_rationale, corrupt_rationale, extract_answer, filter_samples,  # noqa: E402
+                                       format_example, format_prompt, format_texts, majority_vote, verify_answers)
+from kdlib.reasoning.teacher import prepare_rationale_teacher, teacher_samples  # noqa: E402
+from kdlib.core.fit import fit  # noqa: E402
+from kdlib.lm.sft import MultitaskData, answer, multitask_step, sft_data, sft_step  # noqa: E402
+from kdlib.reasoning.rationale import evaluate_answers  # noqa: E402
+from kdlib.lm.small import build_tokenizer, small_llama  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,7 @@ def test_completion_loss_ignores_prompt_and_padding():
     changed[0, :2] += 5.0  # positions predicting prompt tokens only
     changed[0, 5] += 5.0  # the prediction after the last token (padding)
     assert torch.allclose(completion_loss(changed, ids, mask), loss)
-    # the same as -sum log p over completion tokens / count, i.e. kdlib.lm_generate's sequence sum / tokens
+    # the same as -sum log p over completion tokens / count, i.e. kdlib.lm.generate's sequence sum / tokens
     with pytest.raises(ValueError, match="must agree"):
         completion_loss(logits, ids[:, :4], mask)
 
@@ -84,7 +86,7 @@ def test_sft_step_equals_sequence_logprobs_per_token(setup):
     data = sft_data(tok, list(prompts), list(completions))
     idx = torch.arange(4)
     with torch.no_grad():
-        loss = sft_step(data)(model, data.input_ids, idx)
+        loss = sft_step(model, data.batch(idx), idx)
         total = sequence_logprobs(model, data.input_ids, data.attention_mask, data.completion_mask).sum()
     assert torch.allclose(loss, -total / data.completion_mask[:, 1:].sum(), atol=1e-5)
 
@@ -129,8 +131,8 @@ def test_batched_generation_matches_one_at_a_time(setup):
     splits, tok = setup
     model = small_llama(tok, layers=1, hidden=32, heads=2, seed=3)
     prompts, completions = zip(*[format_example(p, "rationale") for p in splits["pool"]])
-    train_sft(model, sft_data(tok, list(prompts), list(completions)), steps=15, batch_size=16, lr=1e-2,
-              progress=False)
+    fit(model, sft_data(tok, list(prompts), list(completions)), sft_step, steps=15, batch_size=16, optimizer="adamw",
+        lr=1e-2, betas=(0.9, 0.95), weight_decay=0.01, warmup=10, clip=1.0, progress=False)
     questions = [format_prompt(p.question, "rationale") for p in splits["heldout"]]  # different lengths
     together = answer(model, tok, questions, max_new_tokens=12, batch_size=8)
     alone = [answer(model, tok, [q], max_new_tokens=12)[0] for q in questions]
@@ -139,12 +141,14 @@ def test_batched_generation_matches_one_at_a_time(setup):
     assert scores["accuracy"] == 1.0 and set(scores["by_steps"]) <= {2, 3, 4}
 
 
-def test_multitask_step_needs_aligned_rows(setup):
+def test_multitask_data_needs_aligned_rows_and_the_step_a_valid_lambda(setup):
     splits, tok = setup
     a = sft_data(tok, *map(list, zip(*[format_example(p, "label") for p in splits["pool"][:4]])))
     b = sft_data(tok, *map(list, zip(*[format_example(p, "explain") for p in splits["pool"][:3]])))
     with pytest.raises(ValueError, match="same problem"):
-        multitask_step(a, b)
+        MultitaskData(a, b)
+    with pytest.raises(ValueError, match="lam"):
+        multitask_step(-1.0)
 
 
 def test_teacher_is_cached_by_recipe_and_samples_by_teacher(setup, tmp_path, monkeypatch):
@@ -166,8 +170,8 @@ def test_teacher_is_cached_by_recipe_and_samples_by_teacher(setup, tmp_path, mon
 
 
 def test_answer_cost_counts_generated_tokens_and_times_each_answer(setup):
-    from kdlib.serving import call_latency
-    from kdlib.sft import answer_cost
+    from kdlib.core.serving import call_latency
+    from kdlib.lm.sft import answer_cost
     splits, tok = setup
     model = small_llama(tok, layers=1, hidden=32, heads=2)
     prompts = [format_prompt(p.question, "answer") for p in splits["test"][:4]]

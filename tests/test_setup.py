@@ -3,8 +3,8 @@ and the README's results table is the one made from the committed reference resu
 import re
 import tomllib
 
-from kdlib.paths import REPO_ROOT
-from kdlib.report import REFERENCE, table
+from kdlib.core.paths import REPO_ROOT
+from kdlib.teaching.report import REFERENCE, table
 
 
 def pyproject_pins():
@@ -32,4 +32,5 @@ def test_ci_runs_the_readme_test_command():
 
 def test_readme_results_come_from_the_reference_results_files():
     assert list(REFERENCE.glob("*.json")), "no committed reference results"
-    assert table() in (REPO_ROOT / "README.md").read_text(), "README results table is stale: python -m kdlib.report"
+    assert table() in (REPO_ROOT / "README.md").read_text(), \
+        "README results table is stale: python -m kdlib.teaching.report"

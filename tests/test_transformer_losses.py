@@ -3,8 +3,9 @@ import pytest
 import torch
 from torch import nn
 
-from kdlib.losses import (LOSSES, attention_loss, embedding_loss, hidden_state_loss, layer_map,
-                          minilm_relation_loss, value_relation)
+from kdlib.losses.registry import LOSSES
+from kdlib.losses.transformer import (attention_loss, embedding_loss, hidden_state_loss, layer_map,
+                                      minilm_relation_loss, value_relation)
 
 
 def gen(seed):
@@ -147,5 +148,7 @@ def test_minilm_relation_loss_with_different_head_sizes():
 
 
 def test_losses_dict_lists_the_transformer_losses():
-    for name in ("hidden_state", "embedding", "attention", "minilm_relation"):
-        assert name in LOSSES
+    expected = {"hidden_state": hidden_state_loss, "embedding": embedding_loss, "attention": attention_loss,
+                "minilm_relation": minilm_relation_loss}
+    for name, fn in expected.items():
+        assert LOSSES[name] is fn

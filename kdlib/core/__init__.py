@@ -26,7 +26,7 @@ from kdlib.core.paths import data_dir, results_dir
 from kdlib.core.profiles import Profile, get_profile, default_profile_name, seed_everything, seeded, PROFILES
 from kdlib.core.results import device_name, Run
 from kdlib.core.serving import synchronize, param_count, model_size_mb, latency, call_latency, serving_report
-from kdlib.core.stats import mean_std, noise_of_difference, compare, table
+from kdlib.core.stats import mean_std, noise_of_difference, compare, paired_bootstrap_se, table
 from kdlib.core.teacher_cache import fingerprint, TeacherCache, by_index, recipe_key, prepare_teacher
 from kdlib.core.validate import (value_checks, values_checked, check_number, check_temperature, check_finite,
                                  check_labels)
@@ -37,6 +37,6 @@ __all__ = ["fit_temperature", "apply_temperature", "sha256sum", "atomic_write", 
            "expected_calibration_error", "macro_f1", "data_dir", "results_dir", "Profile", "get_profile",
            "default_profile_name", "seed_everything", "seeded", "PROFILES", "device_name", "Run", "synchronize",
            "param_count", "model_size_mb", "latency", "call_latency", "serving_report", "mean_std",
-           "noise_of_difference", "compare", "table", "fingerprint", "TeacherCache", "by_index", "recipe_key",
-           "prepare_teacher", "value_checks", "values_checked", "check_number", "check_temperature", "check_finite",
-           "check_labels"]
+           "noise_of_difference", "compare", "paired_bootstrap_se", "table", "fingerprint", "TeacherCache",
+           "by_index", "recipe_key", "prepare_teacher", "value_checks", "values_checked", "check_number",
+           "check_temperature", "check_finite", "check_labels"]

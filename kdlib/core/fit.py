@@ -133,6 +133,13 @@ def select(data, idx: torch.Tensor, augment=None, generator: torch.Generator | N
     return type(data)(x if augment is None else augment(x, generator), data.y[idx])
 
 
+def _tokens(batch) -> int:
+    """Elements of a tensor batch, or of the first tensor of a tuple batch (the input ids of SFT and DPO rows)."""
+    while isinstance(batch, (tuple, list)) and batch and not hasattr(batch, "_fields"):
+        batch = batch[0]
+    return batch.numel() if isinstance(batch, torch.Tensor) else 0
+
+
 def to_device(data, device: torch.device):
     """``data`` with its tensors on ``device`` (a tensor, a ``Split``-like tuple, or anything with ``.to``)."""
     if isinstance(data, tuple) and hasattr(data, "_fields"):
@@ -210,6 +217,9 @@ def fit(model: nn.Module, data, step: Step, *, epochs: int | None = None, steps:
         raise ValueError(f"data has {len(data.x)} inputs but {len(data.y)} labels")
     if steps is not None and batch_size > n:
         raise ValueError(f"batch_size {batch_size} is larger than the {n} samples; use batch_size <= {n}")
+    if augment is not None and not hasattr(data, "_fields"):
+        raise ValueError("augment changes the inputs of a Split (x, y); this data is a "
+                         f"{type(data).__name__}: augment inside the step instead")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
     device = torch.device(device)
@@ -231,7 +241,7 @@ def fit(model: nn.Module, data, step: Step, *, epochs: int | None = None, steps:
         for i, (epoch, last, idx) in enumerate(index_batches(n, batch_size, gen, epochs, steps)):
             batch = select(data, idx, augment, aug_gen)
             history.samples += len(idx)
-            history.tokens += batch.numel() if isinstance(batch, torch.Tensor) else 0
+            history.tokens += _tokens(batch)
             with value_checks(i == 0):
                 loss, terms = train_step(model, step, batch, idx.to(device, non_blocking=True), opt, sched, clip)
             log.add(loss, terms)

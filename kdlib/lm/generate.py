@@ -11,7 +11,13 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-__all__ = ["Samples", "chat_prompts", "generate", "completion_logprobs", "sequence_logprobs", "token_logprobs"]
+from kdlib.core.inference import eval_mode
+from kdlib.core.profiles import seeded
+from kdlib.core.validate import values_checked
+from kdlib.losses.tokens import shift_for_next_token
+
+__all__ = ["Samples", "pack_right", "chat_prompts", "generate", "completion_logprobs", "sequence_logprobs",
+           "token_logprobs"]
 
 
 @dataclass
@@ -25,6 +31,19 @@ class Samples:
     completion_mask: torch.Tensor
     prompt_index: list[int]
     texts: list[str]
+
+
+def pack_right(samples: Samples, pad_id: int = 0) -> Samples:
+    """The same samples with each row's left padding moved to its end (prompt, completion, then ``pad_id``), so
+    that a causal LM can be trained on them without an attention mask (the causal mask alone keeps real tokens
+    from seeing padding; positions start at 0 in every row). Done once, on the CPU. Notebook 05."""
+    ids, attn, comp = (t.cpu() for t in (samples.input_ids, samples.attention_mask, samples.completion_mask))
+    real = (attn > 0) | (comp > 0)
+    order = torch.argsort((~real).to(torch.int8), dim=1, stable=True)  # real tokens first, in their order
+    keep = real.gather(1, order)
+    return Samples(torch.where(keep, ids.gather(1, order), torch.full_like(ids, pad_id)), keep.long(),
+                   torch.where(keep, comp.gather(1, order), torch.zeros_like(comp)), list(samples.prompt_index),
+                   list(samples.texts))
 
 
 def chat_prompts(tokenizer, questions: list[str], system: str | None = None) -> list[str]:
@@ -41,30 +60,33 @@ def generate(model, tokenizer, prompts: list[str], num_samples: int = 1, max_new
              temperature: float = 1.0, do_sample: bool = True, batch_size: int = 16, seed: int = 0,
              add_special_tokens: bool = False) -> Samples:
     """Sample ``num_samples`` completions for each prompt (already formatted: use ``chat_prompts`` for chat
-    models), in batches of ``batch_size`` prompts, left-padded; greedy when ``do_sample=False``."""
+    models), in batches of ``batch_size`` prompts, left-padded; greedy when ``do_sample=False``. Sampling runs
+    inside ``kdlib.core.profiles.seeded(seed)`` (the same samples for the same seed, the caller's RNG untouched)
+    and in eval mode (``kdlib.core.inference.eval_mode``: the model's mode is restored afterwards)."""
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos = tokenizer.eos_token_id
     old_side = tokenizer.padding_side
     tokenizer.padding_side = "left"
-    torch.manual_seed(seed)
-    rows, index, was_training = [], [], model.training
-    model.eval()
+    rows, index = [], []
+    # sampling draws from the global RNG (transformers takes no generator): seeded(seed) makes the samples
+    # depend on ``seed`` alone and leaves the caller's RNG as it was
     try:
-        for start in range(0, len(prompts), batch_size):
-            chunk = prompts[start:start + batch_size]
-            enc = tokenizer(chunk, return_tensors="pt", padding=True, add_special_tokens=add_special_tokens).to(device)
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                                 temperature=temperature if do_sample else None, top_p=None, top_k=None,
-                                 num_return_sequences=num_samples, pad_token_id=pad, eos_token_id=eos)
-            p_len = enc["input_ids"].shape[1]
-            prompt_mask = enc["attention_mask"].repeat_interleave(num_samples, 0)
-            for r in range(out.shape[0]):
-                rows.append((out[r, :p_len], prompt_mask[r], out[r, p_len:]))
-                index.append(start + r // num_samples)
+        with seeded(seed), eval_mode(model):
+            for start in range(0, len(prompts), batch_size):
+                chunk = prompts[start:start + batch_size]
+                enc = tokenizer(chunk, return_tensors="pt", padding=True,
+                                add_special_tokens=add_special_tokens).to(device)
+                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                                     temperature=temperature if do_sample else None, top_p=None, top_k=None,
+                                     num_return_sequences=num_samples, pad_token_id=pad, eos_token_id=eos)
+                p_len = enc["input_ids"].shape[1]
+                prompt_mask = enc["attention_mask"].repeat_interleave(num_samples, 0)
+                for r in range(out.shape[0]):
+                    rows.append((out[r, :p_len], prompt_mask[r], out[r, p_len:]))
+                    index.append(start + r // num_samples)
     finally:
         tokenizer.padding_side = old_side
-        model.train(was_training)
     width_p = max(len(p) for p, _, _ in rows)
     width_c = max(len(c) for _, _, c in rows)
     n = len(rows)
@@ -86,12 +108,19 @@ def generate(model, tokenizer, prompts: list[str], num_samples: int = 1, max_new
 
 
 def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """``log p(x_t | x_<t)`` for t = 1..L-1, shape (n, L-1) (position t-1 of the result scores token t)."""
+    """``log p(x_t | x_<t)`` for t = 1..L-1, shape (n, L-1) (position t-1 of the result scores token t; token 0
+    has no prediction, ``kdlib.losses.tokens.shift_for_next_token``)."""
     return _next_token_logprobs(model(input_ids=input_ids, attention_mask=attention_mask).logits, input_ids)
 
 
 def _next_token_logprobs(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
-    return torch.gather(F.log_softmax(logits[:, :-1].float(), -1), -1, input_ids[:, 1:, None]).squeeze(-1)
+    logits, targets, _ = shift_for_next_token(logits, input_ids)
+    return _target_logprobs(logits, targets)
+
+
+def _target_logprobs(shifted_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``log softmax(shifted_logits)[target]`` per position, in float32."""
+    return torch.gather(F.log_softmax(shifted_logits.float(), -1), -1, targets[..., None]).squeeze(-1)
 
 
 def completion_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, completion_mask: torch.Tensor,
@@ -100,11 +129,15 @@ def completion_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, completio
 
     ``logits[:, t]`` is the distribution of token ``t + 1``, so token t is scored by ``logits[:, t - 1]``::
 
-        log pi(y | x) = sum_t completion_mask[t] * log softmax(logits[t - 1])[input_ids[t]]
+        log pi(y | x) = sum_{t >= 1} completion_mask[t] * log softmax(logits[t - 1])[input_ids[t]]
 
     ``completion_mask`` (n, L) is 1 on completion tokens and 0 on prompt and padding, which are ignored
-    whatever the logits there. ``reduction="sum"`` (what DPO needs: the log-probability of the whole sequence)
-    or ``"mean"`` (per completion token: length-normalised, which is *not* a sequence log-probability). Notebook 07.
+    whatever the logits there. Position 0 is never scored: no earlier token predicts it, so its mask value is
+    dropped by the shift (``kdlib.losses.tokens.shift_for_next_token``, the convention ``completion_loss``
+    shares); a completion must follow at least one prompt token (e.g. a beginning-of-sequence token).
+    ``reduction="sum"`` (what DPO needs: the log-probability of the whole sequence) or ``"mean"`` (per
+    completion token: length-normalised, which is *not* a sequence log-probability; a row without completion
+    tokens is a ValueError while value checks are on, NaN inside ``kdlib.core.fit``). Notebook 07.
     """
     if logits.dim() != 3 or input_ids.shape != logits.shape[:2] or completion_mask.shape != input_ids.shape:
         raise ValueError(f"expected logits (n, L, V) with input_ids and completion_mask (n, L); got logits "
@@ -112,17 +145,15 @@ def completion_logprobs(logits: torch.Tensor, input_ids: torch.Tensor, completio
                          f"{tuple(completion_mask.shape)}")
     if reduction not in ("sum", "mean"):
         raise ValueError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
-    if completion_mask.shape[1] and bool(completion_mask[:, 0].any()):
-        raise ValueError("completion_mask is 1 at position 0, which no earlier token predicts: a completion "
-                         "must follow at least one prompt token (e.g. a beginning-of-sequence token)")
-    logp = _next_token_logprobs(logits, input_ids)
-    mask = completion_mask[:, 1:].to(logp.dtype)
+    logits, targets, mask = shift_for_next_token(logits, input_ids, completion_mask)
+    logp = _target_logprobs(logits, targets)
+    mask = mask.to(logp.dtype)
     total = (logp * mask).sum(-1)
     if reduction == "sum":
         return total
     count = mask.sum(-1)
-    if bool((count == 0).any()):
-        raise ValueError("reduction='mean' needs at least one completion token in every row")
+    if values_checked() and bool((count == 0).any()):
+        raise ValueError("reduction='mean' needs at least one completion token (after position 0) in every row")
     return total / count
 
 

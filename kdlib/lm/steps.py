@@ -1,16 +1,28 @@
-"""Training steps for causal LMs on token blocks: plain LM and token-level KD on cached top-k teacher logits.
+"""Training steps for causal LMs on token blocks: plain LM, token-level KD on cached top-k teacher logits,
+sequence-level KD on teacher-written text, and on-policy KD (GKD) on the student's own samples.
 Notebook 05 (and the own-teacher fallback of ``kdlib.lm.load``).
 
-A step is ``step(model, input_ids, idx) -> loss`` for ``kdlib.core.fit``: ``input_ids`` are the blocks ``idx``
-of the training tensor, already on the model's device.
+A step is ``step(model, input_ids, idx) -> loss`` for ``kdlib.core.fit``: ``input_ids`` are the rows ``idx``
+of the training tensor, already on the model's device. Hyperparameters are checked when a step is built;
+teacher outputs move to the training device once, on the first step.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from kdlib.core.validate import check_number
-from kdlib.losses.tokens import TopK, topk_loss
+from kdlib.core.validate import check_number, check_temperature
+from kdlib.core.teacher_cache import by_index
+from kdlib.lm.generate import Samples, generate
+from kdlib.losses.tokens import TopK, completion_loss, generalized_jsd, topk_loss
+
+__all__ = ["lm_step", "topk_kd_step", "sequence_kd_step", "on_policy_kd_step"]
+
+
+def _whole(name: str, value, low: int = 1) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be a whole number >= {low}, got {name}={value!r}")
+    return value
 
 
 def lm_step(model, input_ids: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -21,7 +33,14 @@ def lm_step(model, input_ids: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
 
 def topk_kd_step(cache: TopK, kind: str = "forward", alpha: float = 0.0):
     """Token-level KD on cached top-k teacher log-probs (``kdlib.losses.tokens.topk_loss``), plus ``alpha`` times
-    the plain LM loss on the true next tokens. The cache moves to the training device on the first step."""
+    the plain LM loss on the true next tokens::
+
+        L = alpha * CE(x_{t+1}, q_t) + (1 - alpha) * D(p_topk_t || q_t)   (mean over next-token positions t)
+
+    ``D`` is the forward KL, reverse KL or scaled JSD (``kind``) over the teacher's k + 1 buckets (top k and
+    tail); ``cache[idx]`` holds the teacher for the blocks ``idx``. ``alpha = 0`` (the default) is pure KD: the
+    true next token never enters the loss (notebook 05's student (b)). The cache moves to the training device
+    on the first step."""
     alpha = check_number("alpha", alpha, 0.0, 1.0, hint="alpha is the weight of the plain LM loss")
     if kind not in ("forward", "reverse", "jsd"):
         raise ValueError(f"kind must be 'forward', 'reverse' or 'jsd', got {kind!r}")
@@ -36,4 +55,72 @@ def topk_kd_step(cache: TopK, kind: str = "forward", alpha: float = 0.0):
             ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), input_ids[:, 1:].reshape(-1))
             loss = alpha * ce + (1 - alpha) * loss
         return loss
+    return step
+
+
+def sequence_kd_step(samples: Samples):
+    """Sequence-level KD (Kim and Rush 2016): next-token cross-entropy on the teacher's generated completions,
+    prompt and padding masked; the student imitates what the teacher *says*. Notebook 05, student (c).
+
+    ``samples`` are the teacher's ``kdlib.lm.generate.generate`` output packed to the left with
+    ``kdlib.lm.generate.pack_right`` (prompt, completion, then padding); train with
+    ``fit(student, samples.input_ids, sequence_kd_step(samples), ...)``: the step receives the rows ``idx`` and
+    looks their completion mask up by ``idx``::
+
+        L = - sum_{i, t} c_{i, t+1} log q(x_{i, t+1} | x_{i, <=t}) / sum_{i, t} c_{i, t+1}
+
+    with ``c`` the completion mask: the mean over the batch's completion tokens (the teacher's end-of-sequence
+    token included), not over sequences (``kdlib.losses.tokens.completion_loss``). Rows are right-padded, so
+    the causal mask alone keeps every real token from seeing padding and no attention mask is passed: the
+    model's forward reads nothing on the host. The completion mask moves to the training device once."""
+    ids, attn, comp = samples.input_ids, samples.attention_mask, samples.completion_mask
+    if ids.dim() != 2 or attn.shape != ids.shape or comp.shape != ids.shape:
+        raise ValueError(f"samples need input_ids, attention_mask and completion_mask of one shape (n, L); got "
+                         f"{tuple(ids.shape)}, {tuple(attn.shape)}, {tuple(comp.shape)}")
+    if bool((attn[:, 1:] > attn[:, :-1]).any()):
+        raise ValueError("the samples are left-padded (generate's output); pack them first: "
+                         "sequence_kd_step(pack_right(samples)) and fit(student, packed.input_ids, ...)")
+    if not bool(comp[:, 1:].any()):
+        raise ValueError("the samples have no completion tokens: the teacher generated nothing to learn from")
+    completion = by_index(comp)
+
+    def step(model, input_ids, idx):
+        return completion_loss(model(input_ids=input_ids).logits, input_ids, completion(idx))
+    return step
+
+
+def on_policy_kd_step(teacher, tokenizer, prompt_len: int, max_new_tokens: int, beta: float = 0.5,
+                      temperature: float = 1.0):
+    """On-policy KD (GKD, Agarwal et al. 2024): the student samples its own continuations of each block's first
+    ``prompt_len`` tokens, the teacher scores every token of them, and the student minimises the generalized
+    JSD on the generated tokens. Notebook 05, student (d). With ``m = beta p + (1 - beta) q`` (``p`` the
+    teacher, ``q`` the student, at each generated position)::
+
+        L = mean over generated tokens of (beta KL(p || m) + (1 - beta) KL(q || m)) / (beta (1 - beta))
+
+    (``kdlib.losses.tokens.generalized_jsd``: beta = 0 is forward KL, beta = 1 reverse KL). Gradients flow
+    through the student's scoring pass only; sampling and the teacher are constants. Use with
+    ``fit(student, blocks, on_policy_kd_step(teacher, tokenizer, ...), ...)``; the teacher must be on the
+    training device. Each step samples ``max_new_tokens`` tokens at ``temperature`` with seed ``idx[0]`` (the
+    first block of the batch), so a run is reproducible.
+
+    **Host syncs, unavoidable here**: the prompts are decoded to text from the batch (``input_ids`` read on
+    the host), the sampling seed is read from ``idx``, and autoregressive generation reads every sampled
+    token to stop at end-of-sequence and decode the completions. Each step therefore waits for the device;
+    this is the price of on-policy data (a student generation and a teacher forward per step)."""
+    prompt_len = _whole("prompt_len", prompt_len)
+    max_new_tokens = _whole("max_new_tokens", max_new_tokens)
+    beta = check_number("beta", beta, 0.0, 1.0, hint="GKD's JSD weight: 0 is forward KL, 1 reverse KL")
+    temperature = check_temperature(temperature)
+
+    def step(model, input_ids, idx):
+        device = input_ids.device
+        prompts = [tokenizer.decode(b[:prompt_len]) for b in input_ids.cpu()]
+        own = generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,
+                       batch_size=len(prompts), seed=int(idx[0]))
+        ids, attn, comp = own.input_ids.to(device), own.attention_mask.to(device), own.completion_mask.to(device)
+        with torch.no_grad():
+            t_logits = teacher(input_ids=ids, attention_mask=attn).logits[:, :-1]
+        s_logits = model(input_ids=ids, attention_mask=attn).logits[:, :-1]
+        return generalized_jsd(s_logits, t_logits, comp[:, 1:], beta=beta)
     return step

@@ -10,9 +10,11 @@ Notebook 05 (and later LLM notebooks).
 """
 from __future__ import annotations
 
-__all__ = ["build_student", "check_vocab", "model_vocab_size"]
-
 import torch
+
+from kdlib.core.profiles import seeded
+
+__all__ = ["build_student", "check_vocab", "model_vocab_size"]
 
 
 def model_vocab_size(model: torch.nn.Module) -> int:
@@ -54,16 +56,34 @@ def build_student(teacher_config, num_layers: int = 2, hidden_size: int = 192, i
                   num_heads: int | None = None, num_kv_heads: int | None = None, init: str = "random",
                   teacher: torch.nn.Module | None = None, layers: list[int] | None = None, seed: int = 0,
                   tie_embeddings: bool = True) -> torch.nn.Module:
-    """A small Llama with the teacher's vocabulary, special tokens and rope, fewer and narrower layers.
+    """A small Llama with the teacher's vocabulary, special tokens and rope, fewer and narrower layers (notebook 05).
 
     Heads keep the teacher's head dimension (``hidden_size`` must be a multiple of it); by default the
     student keeps the teacher's ratio of query to key/value heads. ``init="teacher"`` copies the teacher's
-    ``layers`` (default: evenly spaced, first and last included), embedding and norms, every matrix sliced to
-    the student's leading rows/columns (a crude width pruning; grouped-query heads stay consistent because
-    the first query heads belong to the first key/value heads). ``init="random"`` uses transformers' init.
+    ``layers`` (0-based, one per student layer; default: evenly spaced, ``round(i * (n_teacher - 1) /
+    (num_layers - 1))``, first and last included), embedding and norms, every matrix sliced to the student's
+    leading rows/columns (a crude width pruning; grouped-query heads stay consistent because the first query
+    heads belong to the first key/value heads); a layer the teacher lacks is a ValueError naming it.
+    ``init="random"`` uses transformers' init. The weights are drawn inside ``kdlib.core.profiles.seeded(seed)``:
+    the same student for the same seed, and the caller's RNG is left as it was. ``num_layers`` must be >= 1.
+    With ``teacher`` given, the student's vocabulary is checked against the teacher's (``check_vocab``).
     """
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
+        raise ValueError(f"num_layers must be a whole number >= 1, got {num_layers!r}")
+    if init not in ("random", "teacher"):
+        raise ValueError(f"init must be 'random' or 'teacher', got {init!r}")
+    if init == "teacher":
+        if teacher is None:
+            raise ValueError("init='teacher' needs the teacher model")
+        n_t = teacher.config.num_hidden_layers
+        layers = list(layers) if layers else [round(i * (n_t - 1) / max(1, num_layers - 1)) for i in range(num_layers)]
+        if len(layers) != num_layers:
+            raise ValueError(f"layers names {len(layers)} teacher layers for a {num_layers}-layer student")
+        missing = [i for i in layers if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n_t]
+        if missing:
+            raise ValueError(f"teacher layers {missing} do not exist: the teacher has layers 0..{n_t - 1}")
     cfg = teacher_config.to_dict()
     cfg.pop("quantization_config", None)
     head_dim = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
@@ -76,15 +96,9 @@ def build_student(teacher_config, num_layers: int = 2, hidden_size: int = 192, i
     cfg.update(num_hidden_layers=num_layers, hidden_size=hidden_size, intermediate_size=intermediate_size,
                num_attention_heads=num_heads, num_key_value_heads=num_kv_heads, head_dim=head_dim,
                tie_word_embeddings=tie_embeddings, architectures=["LlamaForCausalLM"], model_type="llama")
-    torch.manual_seed(seed)
-    student = LlamaForCausalLM(LlamaConfig(**{k: v for k, v in cfg.items() if k != "model_type"}))
+    with seeded(seed):
+        student = LlamaForCausalLM(LlamaConfig(**{k: v for k, v in cfg.items() if k != "model_type"}))
     if init == "teacher":
-        if teacher is None:
-            raise ValueError("init='teacher' needs the teacher model")
-        n_t = teacher.config.num_hidden_layers
-        layers = layers or [round(i * (n_t - 1) / max(1, num_layers - 1)) for i in range(num_layers)]
-        if len(layers) != num_layers:
-            raise ValueError(f"layers names {len(layers)} teacher layers for a {num_layers}-layer student")
         t_state = teacher.state_dict()
         new = {}
         for name, param in student.state_dict().items():
@@ -98,7 +112,6 @@ def build_student(teacher_config, num_layers: int = 2, hidden_size: int = 192, i
         student.load_state_dict(new, strict=False)
         if tie_embeddings:
             student.tie_weights()
-    elif init != "random":
-        raise ValueError(f"init must be 'random' or 'teacher', got {init!r}")
-    check_vocab(teacher if teacher is not None else student, student)
+    if teacher is not None:
+        check_vocab(teacher, student)
     return student

@@ -12,10 +12,10 @@ from kdlib.losses.transformer import (layer_map, hidden_state_loss, embedding_lo
 from kdlib.losses.tokens import (forward_kl, reverse_kl, generalized_jsd, TopK, topk_from_logits, bucket_log_probs,
                                  topk_loss, topk_relative_error, shift_for_next_token, completion_loss, multitask_loss)
 from kdlib.losses.preference import dpo_loss
-from kdlib.losses.registry import register
+from kdlib.losses.registry import LOSSES, register
 
 __all__ = ["kd_loss", "distillation_loss", "soft_cross_entropy", "hint_loss", "cosine_feature_loss", "layer_map",
            "hidden_state_loss", "embedding_loss", "attention_loss", "value_relation", "minilm_relation_loss",
            "forward_kl", "reverse_kl", "generalized_jsd", "TopK", "topk_from_logits", "bucket_log_probs",
            "topk_loss", "topk_relative_error", "shift_for_next_token", "completion_loss", "multitask_loss",
-           "dpo_loss", "register"]
+           "dpo_loss", "LOSSES", "register"]

@@ -129,11 +129,18 @@ def generalized_jsd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, 
     return _token_loss(student_logits, teacher_logits, mask, T, "jsd", beta, scaled)
 
 
-def shift_for_next_token(logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor
-                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Align a causal LM's outputs with the tokens they predict: logits[:, :-1], targets input_ids[:, 1:], and
-    the mask of the *target* tokens mask[:, 1:] (so a masked prompt token is never a target)."""
-    return logits[:, :-1], input_ids[:, 1:], mask[:, 1:]
+def shift_for_next_token(logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Align a causal LM's outputs with the tokens they predict: ``logits[:, :-1]`` (position t predicts token
+    t + 1), the targets ``input_ids[:, 1:]`` and the mask of the *target* tokens ``mask[:, 1:]`` (None when
+    ``mask`` is None). Notebooks 05-07.
+
+    The position-0 convention, shared by ``completion_loss`` and ``kdlib.lm.generate.completion_logprobs``:
+    token 0 has no earlier token to predict it, so it is never a target, and ``mask[:, 0]`` is **dropped**
+    (a 1 there changes nothing; a completion must follow at least one prompt token to be scored whole). The
+    last position's logits predict a token beyond the sequence and are dropped too. Nothing is read on the
+    host, so the shift is free inside a training step."""
+    return logits[:, :-1], input_ids[:, 1:], None if mask is None else mask[:, 1:]
 
 
 # ---------------------------------------------------------------- top-k teacher cache
@@ -180,7 +187,7 @@ def bucket_log_probs(student_logits: torch.Tensor, topk: TopK) -> tuple[torch.Te
     One pass over the full vocabulary (the log-normaliser ``logsumexp(z / T)``); the k gathered log-probs and
     the tail ``log(1 - sum_k q_k) = log(-expm1(logsumexp(log q_top)))`` cost O(k) per position, where a
     ``log_softmax`` plus a masked ``logsumexp`` would walk the vocabulary twice more."""
-    z = student_logits.float() / topk.T
+    z = student_logits.float() if topk.T == 1 else student_logits.float() / topk.T
     idx = topk.indices.long()
     student_top = z.gather(-1, idx) - torch.logsumexp(z, dim=-1, keepdim=True)
     top_mass = torch.logsumexp(student_top, dim=-1)
@@ -211,18 +218,18 @@ def topk_relative_error(student_logits: torch.Tensor, teacher_logits: torch.Tens
     return float((approx - full).abs() / full.clamp_min(1e-12))
 
 
-
-
 # ---------------------------------------------------------------- notebook 06: supervised completions
 @register("completion")
 def completion_loss(logits: torch.Tensor, input_ids: torch.Tensor, completion_mask: torch.Tensor) -> torch.Tensor:
     """Next-token cross-entropy on completion tokens only, the **mean over completion tokens** of the batch:
-    ``-(1/N) sum_{t: completion_mask[t] = 1} log p(x_t | x_<t)`` (``N`` = number of such tokens).
+    ``-(1/N) sum_{t >= 1: completion_mask[t] = 1} log p(x_t | x_<t)`` (``N`` = number of such tokens).
 
     ``logits`` ``(batch, length, vocab)`` from the model on ``input_ids`` ``(batch, length)``;
     ``completion_mask`` is 1 on the tokens to learn (the answer or rationale and its end-of-sequence token)
     and 0 on prompt and padding tokens, the convention of ``kdlib.lm.generate.Samples``. Prompt tokens are
-    never targets: the student learns to answer, not to write questions. Notebook 06.
+    never targets: the student learns to answer, not to write questions. Position 0 is never a target
+    either: its mask value is dropped by ``shift_for_next_token`` (as in ``kdlib.lm.generate.completion_logprobs``,
+    so ``completion_loss == -sum(completion_logprobs) / N`` on the same inputs). Notebook 06.
     """
     if logits.shape[:-1] != input_ids.shape or completion_mask.shape != input_ids.shape:
         raise ValueError(f"logits {tuple(logits.shape)}, input_ids {tuple(input_ids.shape)} and completion_mask "

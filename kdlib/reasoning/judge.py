@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import torch
 
-from kdlib.lm.generate import completion_logprobs
+from kdlib.core.inference import eval_mode
 from kdlib.lm.dpo import PreferencePairs
-from kdlib.reasoning.rationale import extract_answer, majority_vote
+from kdlib.lm.generate import completion_logprobs
 from kdlib.lm.sft import sft_data
+from kdlib.reasoning.rationale import extract_answer, majority_vote, verify_answers
 
 __all__ = ["teacher_answers", "completion_scores", "verdicts", "judge_keys", "judged_pairs", "first_difference_step"]
 
@@ -35,27 +36,32 @@ def teacher_answers(samples: list[list[str]]) -> list[int | None]:
 def completion_scores(model, tokenizer, prompts: list[str], completions: list[str], batch_size: int = 128
                       ) -> torch.Tensor:
     """``log p_model(completion + <eos> | prompt)`` per pair, summed over the completion's tokens (prompt
-    masked), shape (n,), on the CPU. Any ``transformers`` causal LM; eval mode, no gradients."""
+    masked), shape (n,), on the CPU. Any ``transformers`` causal LM; eval mode (``kdlib.core.inference.eval_mode``:
+    the model's mode is restored afterwards, even on an error), no gradients. Notebook 07."""
     if len(prompts) != len(completions):
         raise ValueError(f"{len(prompts)} prompts but {len(completions)} completions")
     device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
     out = []
-    for start in range(0, len(prompts), batch_size):
-        data = sft_data(tokenizer, prompts[start:start + batch_size], completions[start:start + batch_size])
-        ids, attn, comp = data.batch(torch.arange(len(data)), device)
-        out.append(completion_logprobs(model(input_ids=ids, attention_mask=attn).logits, ids, comp).cpu())
-    model.train(was_training)
+    with eval_mode(model):
+        for start in range(0, len(prompts), batch_size):
+            data = sft_data(tokenizer, prompts[start:start + batch_size], completions[start:start + batch_size])
+            ids, attn, comp = (t.to(device) for t in data.batch(torch.arange(len(data))))
+            out.append(completion_logprobs(model(input_ids=ids, attention_mask=attn).logits, ids, comp).cpu())
     return torch.cat(out) if out else torch.zeros(0)
 
 
 def verdicts(texts: list[str], answers: list[int | None]) -> torch.Tensor:
     """1.0 where the answer extracted from ``texts[i]`` equals ``answers[i]`` (the teacher's, or the gold
-    answer), else 0.0; a completion without an answer, or a problem the judge could not answer, is 0."""
+    answer), else 0.0; a completion without an answer, or a problem the judge could not answer
+    (``answers[i] is None``), is 0. Notebook 07: ``kdlib.reasoning.rationale.verify_answers`` on the
+    answered problems, 0 on the others."""
     if len(texts) != len(answers):
         raise ValueError(f"{len(texts)} texts but {len(answers)} answers")
-    return torch.tensor([float(a is not None and extract_answer(t) == a) for t, a in zip(texts, answers)])
+    out = torch.zeros(len(texts))
+    known = [i for i, a in enumerate(answers) if a is not None]
+    if known:
+        out[known] = verify_answers([texts[i] for i in known], [answers[i] for i in known])
+    return out
 
 
 def judge_keys(verified: torch.Tensor, loglik: torch.Tensor) -> torch.Tensor:

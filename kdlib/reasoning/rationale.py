@@ -10,10 +10,11 @@ Formats (``FORMATS``), each a prompt and a completion; the completion ends with 
   ``"Answer: 14"`` and ``"[rationale] <question>\\n"`` -> ``"12+5=17. 17-3=14."``; at inference it is asked
   with the ``[label]`` prefix and answers without writing a rationale.
 
-``extract_answer`` reads the number after the last ``Answer:``; ``check_rationale`` re-does every equation
-``a op b = c`` and checks that each step starts from the previous result and that the answer is the last
-result. ``majority_vote`` and ``filter_samples`` keep the teacher's rationales whose answer is verified: by
-self-consistency (the majority answer over the teacher's own samples, no labels needed) or by the gold answer.
+``extract_answer`` reads the number after the last ``Answer:``, ``split_rationale`` splits a completion into
+rationale and answer; ``check_rationale`` re-does every equation ``a op b = c`` and checks that each step starts
+from the previous result and that the answer is the last result. ``majority_vote`` and ``filter_samples`` keep
+the teacher's rationales whose answer is verified: by self-consistency (the majority answer over the teacher's
+own samples, no labels needed) or by the gold answer.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from kdlib.reasoning.arithmetic import MAX_VALUE, Problem, apply_op
 
 __all__ = ["FORMATS", "ANSWER_PREFIX", "format_prompt", "format_completion", "format_example", "extract_answer",
            "verify_answers", "check_rationale", "majority_vote", "Kept", "filter_samples", "corrupt_rationale",
-           "EQUATION", "format_texts", "evaluate_answers"]
+           "EQUATION", "format_texts", "evaluate_answers", "split_rationale"]
 
 ANSWER_PREFIX = "Answer:"
 FORMATS = ("answer", "rationale", "label", "explain")
@@ -74,6 +75,16 @@ def extract_answer(text: str) -> int | None:
     """The integer after the last ``Answer:`` in ``text``, or None when there is none."""
     found = ANSWER_RE.findall(text)
     return int(found[-1]) if found else None
+
+
+def split_rationale(text: str) -> tuple[str, int | None]:
+    """A ``rationale``-format completion split back into ``(rationale, answer)``: the text before the first
+    ``" Answer:"`` (the separator ``format_completion`` writes) and ``extract_answer(text)``, the integer after
+    the last ``Answer:``. ``"12+5=17. 17-3=14. Answer: 14"`` gives ``("12+5=17. 17-3=14.", 14)``. A text with no
+    ``" Answer:"`` is returned whole as the rationale (a text that *starts* with ``Answer:`` included), with
+    answer None when it has none. Notebooks 06 and 07 train students on the teacher's rationales this way, each
+    with the answer its filter verified."""
+    return text.split(f" {ANSWER_PREFIX}")[0], extract_answer(text)
 
 
 def verify_answers(texts: list[str], gold: list[int]) -> torch.Tensor:

@@ -7,8 +7,8 @@
     ### END SOLUTION
 
 is replaced by ``raise NotImplementedError()`` at the same indentation, and all outputs are cleared.
-``python -m kdlib.teaching.exercises`` rewrites ``notebooks/``; ``python -m kdlib.teaching.exercises --check`` lists what is
-out of date (``tests/test_notebooks.py`` fails on it). Never edit ``notebooks/`` by hand.
+``python -m kdlib.teaching.exercises`` rewrites ``notebooks/``; ``python -m kdlib.teaching.exercises --check`` lists
+what is out of date (``tests/test_notebooks.py`` fails on it). Never edit ``notebooks/`` by hand.
 """
 from __future__ import annotations
 

@@ -4,9 +4,9 @@ Modules: ``mlp`` (Hinton's MNIST nets: 02), ``cnn`` (the PyTorch KD tutorial's c
 (logit KD for ``kdlib.core.fit``: 02-03), ``features`` (FitNets hint and cosine feature steps: 03).
 """
 from kdlib.vision.mlp import mlp
-from kdlib.vision.cnn import DeepCNN, LightCNN, n_params
+from kdlib.vision.cnn import DeepCNN, LightCNN
 from kdlib.vision.steps import kd_step
 from kdlib.vision.features import WithRegressor, conv_regressor, pool_features, hint_step, cosine_step
 
-__all__ = ["mlp", "DeepCNN", "LightCNN", "n_params", "kd_step", "WithRegressor", "conv_regressor", "pool_features",
+__all__ = ["mlp", "DeepCNN", "LightCNN", "kd_step", "WithRegressor", "conv_regressor", "pool_features",
            "hint_step", "cosine_step"]

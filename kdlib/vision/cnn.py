@@ -12,6 +12,7 @@ Both expose the pieces feature distillation needs:
 * ``classify(features)``: the classifier head, so ``forward(x) = classify(features(x))``.
 
 Inputs whose shape differs from the one the model was built for raise a ValueError naming both shapes.
+Parameters are counted with ``kdlib.core.serving.param_count``.
 """
 from __future__ import annotations
 
@@ -75,8 +76,3 @@ class LightCNN(_ConvNet):
         w = list(widths)
         convs = nn.Sequential(*_conv(in_shape[0], w[0]), nn.MaxPool2d(2), *_conv(w[0], w[1]), nn.MaxPool2d(2))
         super().__init__(convs, w[1], hidden, in_shape, n_classes, dropout)
-
-
-def n_params(model: nn.Module) -> int:
-    """Number of trainable parameters."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad)
