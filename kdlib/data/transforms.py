@@ -1,20 +1,12 @@
-"""Batching and augmentation on in-memory tensors (no per-image Python work in the training loop).
+"""Augmentation and subsets of in-memory tensors (no per-image Python work in the training loop).
 
-Used by ``kdlib.core.fit`` and notebook 02 (the teacher's +-2 pixel jitter, the 3% subset).
+Used by notebook 02 (the teacher's +-2 pixel jitter, the 3% subset).
 """
 from __future__ import annotations
 
 import torch
 
 from kdlib.data.types import Split
-
-
-def batches(n: int, batch_size: int, shuffle: bool = True, generator: torch.Generator | None = None):
-    """Yield index tensors covering ``range(n)`` in batches (shuffled when asked)."""
-    if batch_size <= 0:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    yield from order.split(batch_size)
 
 
 def jitter(x: torch.Tensor, pixels: int = 2, generator: torch.Generator | None = None,
