@@ -231,7 +231,7 @@ def fit(model: nn.Module, data, step: Step, *, epochs: int | None = None, steps:
                          momentum)
     total = steps if steps is not None else epochs * -(-n // batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(total, warmup))
-    history, log, start = History(), None, time.perf_counter()
+    history, start = History(), time.perf_counter()
     log = _Log(history)
     by_step = step_bar if step_bar is not None else (steps is not None or epochs == 1)
     bar = tqdm(total=total if by_step else epochs, desc=desc, disable=not progress, leave=False)
