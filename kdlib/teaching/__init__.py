@@ -3,7 +3,7 @@ README's results table, plots and widgets. Every notebook.
 
 Modules: ``checks`` (``check(name, fn)`` against references), ``exercises`` (``python -m
 kdlib.teaching.exercises`` builds notebooks/ from solutions/), ``report`` (``python -m kdlib.teaching.report``),
-``plots``, ``widgets`` (the T and alpha sliders of 01).
+``claims`` (every number in a notebook's prose is supported by its results), ``plots``, ``widgets`` (the T and alpha sliders of 01).
 """
 from kdlib.teaching.checks import (check, softmax_with_temperature, best_bias_shift, topk_with_tail, hidden_state_mse,
                                    attention_mse)
