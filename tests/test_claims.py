@@ -1,6 +1,7 @@
 """Every number a solution notebook's prose quotes is supported by its reference results, its code or a
 citation (kdlib.teaching.claims); a planted wrong number fails."""
 import json
+import re
 
 import pytest
 
@@ -54,3 +55,18 @@ def test_section_and_question_numbers_are_not_claims(tmp_path):
     nb["cells"][0]["source"] += "\nwe got 0.42"
     path.write_text(json.dumps(nb))
     assert [t for _, t, _ in unsupported(path, {"acc": 0.5})] == ["0.42"]
+
+
+def test_results_files_name_no_folder_of_the_machine(tmp_path, monkeypatch):
+    from kdlib.core import paths
+    from kdlib.core.profiles import get_profile
+    from kdlib.core.results import Run
+    monkeypatch.setattr(paths, "results_dir", lambda: tmp_path)
+    monkeypatch.setattr("kdlib.core.results.results_dir", lambda: tmp_path)
+    path = Run("99_x", get_profile(ci={}, laptop={}, gpu={})).write(
+        {"source": f"teacher from {paths.REPO_ROOT}/datasets/cache/minilm", "where": paths.REPO_ROOT / "results"})
+    text = path.read_text()
+    assert str(paths.REPO_ROOT) not in text and "from datasets/cache/minilm" in text and '"results"' in text
+    for reference in REFERENCE.glob("*.json"):
+        absolute = re.search(r"(?<![\w.])/(?:work|home|root|tmp|Users|opt|mnt)/\S*", reference.read_text())
+        assert str(paths.REPO_ROOT) not in reference.read_text() and not absolute, (reference, absolute)

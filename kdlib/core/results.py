@@ -1,7 +1,8 @@
 """Results files: each notebook writes ``results/<notebook>.json`` with what it measured.
 
 Schema: ``{"notebook", "profile", "device", "seconds", "metrics"}``; the README's results table is made
-from committed reference runs by ``python -m kdlib.teaching.report``.
+from committed reference runs by ``python -m kdlib.teaching.report``. Paths inside the repository are written
+relative to it (``datasets/cache/minilm``), so a committed results file names no folder of the machine that made it.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from kdlib.core.paths import results_dir
+from kdlib.core.paths import REPO_ROOT, results_dir
 from kdlib.core.profiles import Profile
 
 
@@ -34,6 +35,8 @@ def _plain(value):
         return [_plain(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, (str, Path)):
+        return str(value).replace(f"{REPO_ROOT}/", "").replace(str(REPO_ROOT), ".")
     if hasattr(value, "item"):
         return value.item()
     return value

@@ -26,7 +26,7 @@ _NUMBERING = re.compile(r"^#+\s*\d+[.)]?|\bQ\d+\b|\bnotebooks?\s+\d\d(?:\s*(?:-|
 CITED = {
     "01_soft_targets_and_temperature": {"2015", "2.1", "2.5", "0.9"},  # Hinton et al. 2015, section 2.1, T 2.5-4
     "02_mnist_hinton": {"2015", "-2", "1,500", "133"},  # +-2 pixel jitter, 3% of 50,000, the paper's 133 of 1010
-    "03_conv_features_calibration": {"2015", "2017", "80%"},  # FitNets 2015, Guo et al. 2017, an example
+    "03_conv_features_calibration": {"2015", "2017", "80%", "95%"},  # FitNets, Guo et al., an example, 2 SE
     "04_transformer_compression": {"2019", "2020", "97%", "1.6", "96.8%", "9.4", "37", "384", "12", "22.7",
                                    "1536"},  # DistilBERT, TinyBERT, MiniLM model card, the tweets data set
     "05_llm_token_sequence_kd": {"2015", "2016", "2024", "196", "0.9999", "2,225", "2004", "2005", "576", "49",
