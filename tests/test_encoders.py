@@ -384,3 +384,17 @@ def test_load_encoder_teacher_refuses_a_path_that_does_not_exist(tmp_path, monke
         load_encoder_teacher("./typo_dir")
     with pytest.raises(DataFileError, match="make data"):  # a hub id without the network: the offline copy
         load_encoder_teacher("sentence-transformers/all-MiniLM-L6-v2")
+
+
+@pytest.mark.parametrize("make_step", [lambda c: encoder_step(c, alpha=0.5), lambda c: low_label_step(c, T=2.0, alpha=0.5)])
+def test_training_steps_refuse_a_stale_encoder_cache(make_step):
+    teacher = tiny_teacher()
+    cache = EncoderTeacherCache.build(teacher, ids(n=16), progress=False)
+    other = ids(n=16, seed=5)  # other tweets at the same sample indices
+    y = torch.randint(0, 3, (16,), generator=torch.Generator().manual_seed(1))
+    with pytest.raises(ValueError, match="stale encoder teacher cache"):
+        fit(narrow_student(teacher, n_layers=2, hidden_size=16), Split(other, y), make_step(cache), epochs=1,
+            batch_size=8, optimizer="adam", progress=False)
+    history = fit(narrow_student(teacher, n_layers=2, hidden_size=16), Split(ids(n=16), y), make_step(cache),
+                  epochs=1, batch_size=8, optimizer="adam", progress=False)
+    assert all(torch.isfinite(torch.tensor(history.train_loss)))

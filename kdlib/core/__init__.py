@@ -6,7 +6,7 @@ Modules (and the notebooks that teach them):
 * ``profiles``: the ci / laptop / gpu sizes of a notebook, seeding (every notebook)
 * ``results``: the results JSON each notebook writes (every notebook)
 * ``validate``: hyperparameter and value checks, and the switch that keeps value checks out of training steps
-* ``files``: checksums and atomic writes of cached files
+* ``files``: checksums, cache names, writable folders and atomic writes of cached files
 * ``inference``: batched inference in eval mode (02-04)
 * ``metrics``: accuracy, errors, agreement, macro-F1, ECE (02-04)
 * ``calibration``: temperature scaling (03)
@@ -16,7 +16,7 @@ Modules (and the notebooks that teach them):
 * ``fit``: the one training loop (02-07)
 """
 from kdlib.core.calibration import fit_temperature, apply_temperature
-from kdlib.core.files import sha256sum, atomic_write
+from kdlib.core.files import sha256sum, atomic_write, atomic_folder, check_cache_name, check_writable
 from kdlib.core.fit import (History, cross_entropy_step, index_batches, make_optimizer, warmup_cosine, select,
                             to_device, train_step, fit)
 from kdlib.core.inference import eval_mode, predict
@@ -31,7 +31,7 @@ from kdlib.core.teacher_cache import fingerprint, TeacherCache, by_index, recipe
 from kdlib.core.validate import (value_checks, values_checked, check_number, check_temperature, check_finite,
                                  check_labels)
 
-__all__ = ["fit_temperature", "apply_temperature", "sha256sum", "atomic_write", "History", "cross_entropy_step",
+__all__ = ["fit_temperature", "apply_temperature", "sha256sum", "atomic_write", "atomic_folder", "check_cache_name", "check_writable", "History", "cross_entropy_step",
            "index_batches", "make_optimizer", "warmup_cosine", "select", "to_device", "train_step", "fit",
            "eval_mode", "predict", "error_count", "accuracy", "agreement", "per_class_accuracy", "reliability_bins",
            "expected_calibration_error", "macro_f1", "data_dir", "results_dir", "Profile", "get_profile",

@@ -15,7 +15,9 @@ it. Lookups ``hidden_states(idx, length)`` etc. return float32 tensors padded wi
 training step, so they are tensor ops: the stored values move to ``idx``'s device on first use (once, like
 ``TeacherCache``), and each lookup is one gather at offsets computed from the stored lengths (no Python loop
 over samples, no host reads of tensor values while value checks are off). The cache is stamped with the
-teacher's and the ids' fingerprints (``check`` raises on a stale cache).
+teacher's and the ids' fingerprints (``check`` raises on a stale cache) and keeps one checksum per sample
+(``check_batch(idx, ids)``, for a step's first call while value checks are on, raises when the ids trained on are
+not the ones cached).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import torch
 from tqdm.auto import tqdm
 
 from kdlib.core.inference import eval_mode
-from kdlib.core.teacher_cache import TeacherCache, fingerprint
+from kdlib.core.teacher_cache import TeacherCache, fingerprint, row_checksums
 from kdlib.core.validate import values_checked
 from kdlib.encoders.models import EncoderClassifier
 
@@ -98,6 +100,8 @@ class EncoderTeacherCache:
         self._attn = {layer: _Ragged() for layer in self.attention_layers}
         self._values = {layer: _Ragged() for layer in self.value_layers}
         self.logits: TeacherCache | None = None
+        self.pad_id: int | None = None
+        self.rows: torch.Tensor | None = None  # one checksum per sample (row_checksums), set by build
 
     @classmethod
     @torch.no_grad()
@@ -146,6 +150,7 @@ class EncoderTeacherCache:
         for store in (*cache._hidden.values(), *cache._attn.values(), *cache._values.values()):
             store.finish()
         cache.logits = TeacherCache(logits, cache.teacher_id, cache.inputs_id)
+        cache.pad_id, cache.rows = teacher.pad_id, row_checksums(ids, teacher.pad_id)
         return cache
 
     def __len__(self) -> int:
@@ -197,3 +202,20 @@ class EncoderTeacherCache:
         """Raise ValueError if the cache was built from another teacher or other ids."""
         self.logits.check(teacher, ids)
         return self
+
+    def check_batch(self, idx, ids: torch.Tensor) -> None:
+        """Raise ValueError if the batch ``ids`` (possibly cut to its longest row) are not samples ``idx`` of
+        the ids this cache was built from: a stale cache (other ids at the same sample index). Reads on the
+        host, so it runs only while value checks are on (the first step of ``fit``, or a call by hand)."""
+        rows = self.rows
+        if not values_checked() or rows is None:
+            return
+        idx = torch.as_tensor(idx)
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= len(self)):
+            raise IndexError(f"sample index out of range for a teacher cache of {len(self)} samples")
+        if rows.device != ids.device:
+            self.rows = rows = rows.to(ids.device)
+        if bool((row_checksums(ids, self.pad_id) != rows[idx.to(ids.device)]).any()):
+            raise ValueError("stale encoder teacher cache: the ids this step trains on are not the ids the cache "
+                             "was built from (other tokens at the same sample index); rebuild it with "
+                             "EncoderTeacherCache.build(teacher, ids, ...) on the training ids")

@@ -109,6 +109,8 @@ def encoder_step(cache, mapping: dict[int, int] | None = None, T: float = 2.0, a
 
     def step(model, batch, idx):
         x, y, trim = _on_device(batch, idx)
+        if cache is not None:
+            cache.check_batch(idx, x)  # a stale cache raises; reads on the host only while value checks are on
         student = model.student if isinstance(model, Distillable) else model
         projections = model.projections if isinstance(model, Distillable) else None
         if not internal:
@@ -155,14 +157,17 @@ def low_label_step(teacher_logits, T: float, alpha: float):
     """
     T = check_temperature(T)
     alpha = check_number("alpha", alpha, 0.0, 1.0, hint="alpha is the weight of the hard-label loss")
-    if isinstance(teacher_logits, EncoderTeacherCache):
-        if teacher_logits.logits is None:
+    encoder_cache = teacher_logits if isinstance(teacher_logits, EncoderTeacherCache) else None
+    if encoder_cache is not None:
+        if encoder_cache.logits is None:
             raise ValueError("this EncoderTeacherCache holds no logits; build it with EncoderTeacherCache.build")
-        teacher_logits = teacher_logits.logits
+        teacher_logits = encoder_cache.logits
     lookup = by_index(teacher_logits)
 
     def step(model, batch, idx):
         x, y, trim = _on_device(batch, idx)
+        if encoder_cache is not None:
+            encoder_cache.check_batch(idx, x)  # a stale cache raises (only while value checks are on)
         logits = model(x) if trim else model(x, trim=False)  # any classifier for a Split; an encoder otherwise
         soft = kd_loss(logits, lookup(idx), T)
         known = y >= 0

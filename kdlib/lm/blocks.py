@@ -3,7 +3,9 @@
 * ``token_blocks``: articles tokenised, joined with the end-of-sequence token and cut into fixed-length
   blocks (no padding: every position is a real next-token target).
 * ``cache_topk``: the teacher runs once over the training blocks and keeps its top-k log-probabilities and
-  the tail mass per position (``kdlib.losses.tokens.TopK``), looked up by block index like ``TeacherCache``.
+  the tail mass per position (``kdlib.losses.tokens.TopK``), looked up by block index like ``TeacherCache``
+  and stamped like it (``TopKCache``: teacher and blocks fingerprints, one checksum per block), so that
+  ``kdlib.lm.steps.topk_kd_step`` refuses a stale cache (another teacher, other tokens).
 * training: ``kdlib.core.fit`` on the blocks with a step of ``kdlib.lm.steps`` (plain LM, top-k KD, on-policy
   KD; sequence-level KD trains on the teacher's generated text).
 * ``evaluate_lms``: runs the teacher once per held-out batch and every student beside it: perplexity on
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +24,10 @@ from tqdm.auto import tqdm
 from kdlib.losses.tokens import TopK, forward_kl, topk_from_logits
 from kdlib.core.inference import eval_mode
 from kdlib.core.serving import synchronize
+from kdlib.core.teacher_cache import fingerprint, row_checksums
+from kdlib.core.validate import check_temperature, values_checked
 
-__all__ = ["token_blocks", "cache_topk", "evaluate_lms", "tokens_per_second"]
+__all__ = ["token_blocks", "TopKCache", "cache_topk", "evaluate_lms", "tokens_per_second"]
 
 
 def token_blocks(tokenizer, texts: list[str], block_size: int, max_tokens: int | None = None) -> torch.Tensor:
@@ -39,10 +44,72 @@ def token_blocks(tokenizer, texts: list[str], block_size: int, max_tokens: int |
     return torch.tensor(ids[: n * block_size]).view(n, block_size)
 
 
+def _whole(name: str, value, low: int = 1) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be a whole number >= {low}, got {name}={value!r}")
+    return value
+
+
+@dataclass
+class TopKCache(TopK):
+    """The ``TopK`` of ``cache_topk``, for whole token blocks (row i is block i), stamped like ``TeacherCache``:
+    ``teacher_id`` and ``inputs_id`` are the fingerprints of the teacher and of the blocks
+    (``kdlib.core.teacher_cache.fingerprint``), ``rows`` one checksum per block (``row_checksums``), so that a
+    step can check the blocks it trains on. Everything else (lookup, ``nbytes``, the losses) is ``TopK``'s."""
+
+    teacher_id: str = ""
+    inputs_id: str = ""
+    rows: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return self.indices.shape[0]
+
+    def to(self, device) -> "TopKCache":
+        moved = super().to(device)
+        return TopKCache(moved.log_probs, moved.indices, moved.tail, self.T, self.teacher_id, self.inputs_id,
+                         None if self.rows is None else self.rows.to(device))
+
+    def check(self, teacher=None, blocks: torch.Tensor | None = None) -> "TopKCache":
+        """Raise ValueError if this cache was built from another teacher or other blocks."""
+        how = "rebuild it with cache_topk(teacher, blocks, k) for the teacher and blocks you train with"
+        blocks = None if blocks is None else torch.as_tensor(blocks)
+        if teacher is not None and fingerprint(teacher) != self.teacher_id:
+            raise ValueError(f"stale top-k cache: it was built from teacher {self.teacher_id}, not from this "
+                             f"teacher ({fingerprint(teacher)}); {how}")
+        if blocks is not None and (tuple(blocks.shape[:1]) != tuple(self.indices.shape[:1])
+                                   or fingerprint(blocks) != self.inputs_id):
+            raise ValueError(f"stale top-k cache: it holds {len(self)} blocks of tokens {self.inputs_id}, but "
+                             f"these blocks are {len(blocks)} ({fingerprint(blocks)}); {how}")
+        return self
+
+    def check_batch(self, input_ids: torch.Tensor, idx: torch.Tensor) -> None:
+        """Raise if ``idx`` is out of range or the blocks ``input_ids`` are not rows ``idx`` of the blocks this
+        cache was built from. Reads on the host, so it runs only while value checks are on
+        (``kdlib.core.validate``: the first step of ``fit``, or a step called by hand)."""
+        if not values_checked() or not idx.numel():
+            return
+        if int(idx.min()) < 0 or int(idx.max()) >= len(self):
+            raise IndexError(f"block index out of range for a top-k cache of {len(self)} blocks (got "
+                             f"{int(idx.min())}..{int(idx.max())}); was it built for other blocks?")
+        if self.rows is not None and bool((row_checksums(input_ids) != self.rows[idx]).any()):
+            raise ValueError("stale top-k cache: the blocks this step trains on are not the blocks the cache "
+                             "was built from (other tokens at the same block index); rebuild it with "
+                             "cache_topk(teacher, blocks, k) on the training blocks")
+
+
 @torch.no_grad()
 def cache_topk(teacher, blocks: torch.Tensor, k: int, batch_size: int = 8, T: float = 1.0,
-               progress: bool = True) -> tuple[TopK, float]:
-    """The teacher's top-k cache for next-token positions 0..L-2 of every block, and its tokens per second."""
+               progress: bool = True) -> tuple[TopKCache, float]:
+    """The teacher's top-k cache for next-token positions 0..L-2 of every block (a ``TopKCache`` stamped with
+    the teacher's and the blocks' fingerprints), and its tokens per second (the fingerprints not timed)."""
+    k, batch_size, T = _whole("k", k), _whole("batch_size", batch_size), check_temperature(T)
+    if not isinstance(blocks, torch.Tensor) or blocks.dim() != 2 or blocks.shape[0] < 1 or blocks.shape[1] < 2 \
+            or blocks.is_floating_point():
+        raise ValueError(f"blocks must be token ids of shape (n_blocks >= 1, block_size >= 2) (token_blocks' "
+                         f"output), got {type(blocks).__name__} {tuple(getattr(blocks, 'shape', ()))}")
+    vocab = getattr(getattr(teacher, "config", None), "vocab_size", None)
+    if isinstance(vocab, int) and k >= vocab:
+        raise ValueError(f"k must be smaller than the teacher's vocabulary ({vocab}), got k={k}")
     with eval_mode(teacher):
         device = next(teacher.parameters()).device
         parts = []
@@ -51,8 +118,9 @@ def cache_topk(teacher, blocks: torch.Tensor, k: int, batch_size: int = 8, T: fl
             logits = teacher(input_ids=blocks[i:i + batch_size].to(device)).logits[:, :-1]
             parts.append(topk_from_logits(logits, k, T).to("cpu"))
     seconds = time.perf_counter() - start
-    cache = TopK(torch.cat([p.log_probs for p in parts]), torch.cat([p.indices for p in parts]),
-                 torch.cat([p.tail for p in parts]), T)
+    cache = TopKCache(torch.cat([p.log_probs for p in parts]), torch.cat([p.indices for p in parts]),
+                      torch.cat([p.tail for p in parts]), T, fingerprint(teacher), fingerprint(blocks),
+                      row_checksums(blocks.cpu()))
     return cache, blocks.numel() / seconds
 
 

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from kdlib.core.validate import check_number, check_temperature
 from kdlib.core.teacher_cache import by_index
+from kdlib.lm.blocks import TopKCache
 from kdlib.lm.generate import Samples, generate
 from kdlib.losses.tokens import TopK, completion_loss, generalized_jsd, topk_loss
 
@@ -31,7 +32,8 @@ def lm_step(model, input_ids: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), input_ids[:, 1:].reshape(-1))
 
 
-def topk_kd_step(cache: TopK, kind: str = "forward", alpha: float = 0.0):
+def topk_kd_step(cache: TopK, kind: str = "forward", alpha: float = 0.0, teacher=None,
+                 blocks: torch.Tensor | None = None):
     """Token-level KD on cached top-k teacher log-probs (``kdlib.losses.tokens.topk_loss``), plus ``alpha`` times
     the plain LM loss on the true next tokens::
 
@@ -40,17 +42,36 @@ def topk_kd_step(cache: TopK, kind: str = "forward", alpha: float = 0.0):
     ``D`` is the forward KL, reverse KL or scaled JSD (``kind``) over the teacher's k + 1 buckets (top k and
     tail); ``cache[idx]`` holds the teacher for the blocks ``idx``. ``alpha = 0`` (the default) is pure KD: the
     true next token never enters the loss (notebook 05's student (b)). The cache moves to the training device
-    on the first step."""
+    on the first step.
+
+    A stale cache raises ValueError: with ``teacher`` and/or ``blocks`` given, the cache of ``cache_topk`` (a
+    ``kdlib.lm.blocks.TopKCache``) is checked against their fingerprints when the step is built; and while value
+    checks are on (the first step of ``fit``, or a call by hand) every call checks that the blocks it trains on
+    are the cache's rows ``idx`` (one checksum per block). Later steps read nothing on the host."""
+    if not isinstance(cache, TopK):
+        raise ValueError(f"cache must be the top-k cache of cache_topk(teacher, blocks, k) (a TopK), got "
+                         f"{type(cache).__name__}")
     alpha = check_number("alpha", alpha, 0.0, 1.0, hint="alpha is the weight of the plain LM loss")
     if kind not in ("forward", "reverse", "jsd"):
         raise ValueError(f"kind must be 'forward', 'reverse' or 'jsd', got {kind!r}")
+    if cache.indices.dim() != 3:
+        raise ValueError(f"cache must hold (n_blocks, block_size - 1, k) entries, got indices of shape "
+                         f"{tuple(cache.indices.shape)}; build it with cache_topk(teacher, blocks, k)")
+    if isinstance(cache, TopKCache):
+        cache.check(teacher, blocks)
+    elif teacher is not None or blocks is not None:
+        raise ValueError("this TopK carries no teacher or blocks fingerprint to check; build it with "
+                         "cache_topk(teacher, blocks, k), or leave teacher and blocks out")
     on_device = {}
 
     def step(model, input_ids, idx):
         logits = model(input_ids=input_ids).logits[:, :-1]
         if idx.device not in on_device:
             on_device[idx.device] = cache.to(idx.device)
-        loss = topk_loss(logits, on_device[idx.device][idx], kind=kind)
+        teacher_topk = on_device[idx.device]
+        if isinstance(teacher_topk, TopKCache):
+            teacher_topk.check_batch(input_ids, idx)  # a no-op while value checks are off
+        loss = topk_loss(logits, teacher_topk[idx], kind=kind)
         if alpha:
             ce = F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), input_ids[:, 1:].reshape(-1))
             loss = alpha * ce + (1 - alpha) * loss
@@ -73,6 +94,9 @@ def sequence_kd_step(samples: Samples):
     token included), not over sequences (``kdlib.losses.tokens.completion_loss``). Rows are right-padded, so
     the causal mask alone keeps every real token from seeing padding and no attention mask is passed: the
     model's forward reads nothing on the host. The completion mask moves to the training device once."""
+    if not isinstance(samples, Samples):
+        raise ValueError(f"samples must be the Samples of kdlib.lm.generate.generate packed with pack_right, got "
+                         f"{type(samples).__name__}")
     ids, attn, comp = samples.input_ids, samples.attention_mask, samples.completion_mask
     if ids.dim() != 2 or attn.shape != ids.shape or comp.shape != ids.shape:
         raise ValueError(f"samples need input_ids, attention_mask and completion_mask of one shape (n, L); got "
@@ -108,6 +132,11 @@ def on_policy_kd_step(teacher, tokenizer, prompt_len: int, max_new_tokens: int, 
     the host), the sampling seed is read from ``idx``, and autoregressive generation reads every sampled
     token to stop at end-of-sequence and decode the completions. Each step therefore waits for the device;
     this is the price of on-policy data (a student generation and a teacher forward per step)."""
+    if not isinstance(teacher, torch.nn.Module):
+        raise ValueError(f"teacher must be a causal LM (a torch.nn.Module), got {type(teacher).__name__}")
+    if not callable(getattr(tokenizer, "decode", None)):
+        raise ValueError(f"tokenizer must be the teacher's and student's tokenizer (with .decode), got "
+                         f"{type(tokenizer).__name__}")
     prompt_len = _whole("prompt_len", prompt_len)
     max_new_tokens = _whole("max_new_tokens", max_new_tokens)
     beta = check_number("beta", beta, 0.0, 1.0, hint="GKD's JSD weight: 0 is forward KL, 1 reverse KL")

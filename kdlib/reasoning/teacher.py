@@ -7,7 +7,8 @@ its sampled rationales, both cached under the data directory.
   rebuilt on a key or checksum mismatch).
 * ``teacher_samples``: ``k`` sampled completions per prompt from *any* ``transformers`` causal LM, cached as
   JSON under ``datasets/cache/teacher_samples`` keyed by the teacher's weights fingerprint, the prompts and
-  the sampling settings (a teacher's outputs are computed once, like ``kdlib.core.teacher_cache.TeacherCache``).
+  the sampling settings (a teacher's outputs are computed once, like ``kdlib.core.teacher_cache.TeacherCache``);
+  a corrupt cache file is resampled with a log line, never trusted.
 """
 from __future__ import annotations
 
@@ -16,12 +17,13 @@ import json
 
 import torch
 
+from kdlib.core.files import atomic_write, check_writable
 from kdlib.core.fit import fit
 from kdlib.core.paths import data_dir
-from kdlib.reasoning.rationale import format_example
+from kdlib.core.teacher_cache import describe, fingerprint, prepare_teacher, recipe_key
 from kdlib.lm.sft import answer, sft_data, sft_step
 from kdlib.lm.small import small_llama
-from kdlib.core.teacher_cache import fingerprint, prepare_teacher, recipe_key
+from kdlib.reasoning.rationale import format_example
 
 __all__ = ["prepare_rationale_teacher", "teacher_samples", "TEACHER_RECIPE_KEYS"]
 
@@ -62,24 +64,50 @@ def prepare_rationale_teacher(tokenizer, pool, recipe: dict, device="cpu", name:
     return prepare_teacher(name, key, build, train, log=log).to(device).eval()
 
 
+def _stored_samples(path, settings: dict, n: int, k: int) -> tuple[list | None, str]:
+    """The samples stored at ``path`` for these settings, or None and why not ("" when there is no file).
+    A file that is not JSON or not of the expected shape is reported as corrupt, never raised."""
+    if not path.is_file():
+        return None, ""
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        return None, f"is corrupt (not readable JSON: {describe(err)})"
+    if not isinstance(stored, dict) or stored.get("settings") != settings:
+        return None, "holds other settings"
+    samples = stored.get("samples")
+    if not (isinstance(samples, list) and len(samples) == n and all(
+            isinstance(row, list) and len(row) == k and all(isinstance(s, str) for s in row) for row in samples)):
+        return None, f"is corrupt (its samples are not {n} lists of {k} strings)"
+    return samples, ""
+
+
 def teacher_samples(teacher, tokenizer, prompts: list[str], k: int, max_new_tokens: int = 64,
                     temperature: float = 1.0, seed: int = 0, batch_size: int = 256, cache: bool = True,
                     log=print) -> list[list[str]]:
     """``k`` sampled completions per prompt (``result[i]`` answers ``prompts[i]``), from the cache under
     ``datasets/cache/teacher_samples`` when this teacher (by weights fingerprint), these prompts and these
-    settings were sampled before; ``cache=False`` always samples and stores nothing."""
+    settings were sampled before; ``cache=False`` always samples and stores nothing. A cache file that is
+    corrupt (truncated JSON, samples of the wrong shape) is resampled with a log line saying why, never
+    trusted; the folder is checked writable before sampling, and the file is written atomically."""
     settings = dict(teacher=fingerprint(teacher), prompts=_digest(prompts), k=k, max_new_tokens=max_new_tokens,
                     temperature=temperature, seed=seed)
     path = data_dir() / "teacher_samples" / f"{recipe_key(settings)}.json"
-    if cache and path.is_file():
-        stored = json.loads(path.read_text())
-        if stored.get("settings") == settings and len(stored.get("samples", [])) == len(prompts):
+    if cache:
+        samples, why = _stored_samples(path, settings, len(prompts), k)
+        if samples is not None:
             log(f"teacher samples: loaded {len(prompts)} x {k} from cache {path.name}")
-            return stored["samples"]
+            return samples
+        if why:
+            log(f"teacher samples: cache {path.name} {why}; resampling")
+        check_writable(path.parent, "teacher samples cache")
     texts = answer(teacher, tokenizer, prompts, max_new_tokens=max_new_tokens, num_samples=k, do_sample=True,
                    temperature=temperature, batch_size=batch_size, seed=seed)
     samples = [texts[i * k:(i + 1) * k] for i in range(len(prompts))]
     if cache:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({"settings": settings, "samples": samples}))
+        try:
+            with atomic_write(path, "w") as handle:
+                handle.write(json.dumps({"settings": settings, "samples": samples}))
+        except OSError as err:
+            log(f"teacher samples: sampled, but could not be cached in {path.parent} ({describe(err)})")
     return samples
