@@ -31,7 +31,8 @@ from kdlib.core.teacher_cache import fingerprint, TeacherCache, by_index, recipe
 from kdlib.core.validate import (value_checks, values_checked, check_number, check_temperature, check_finite,
                                  check_labels)
 
-__all__ = ["fit_temperature", "apply_temperature", "sha256sum", "atomic_write", "atomic_folder", "check_cache_name", "check_writable", "History", "cross_entropy_step",
+__all__ = ["fit_temperature", "apply_temperature", "sha256sum", "atomic_write", "atomic_folder", "check_cache_name",
+           "check_writable", "History", "cross_entropy_step",
            "index_batches", "make_optimizer", "warmup_cosine", "select", "to_device", "train_step", "fit",
            "eval_mode", "predict", "error_count", "accuracy", "agreement", "per_class_accuracy", "reliability_bins",
            "expected_calibration_error", "macro_f1", "data_dir", "results_dir", "Profile", "get_profile",

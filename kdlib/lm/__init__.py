@@ -20,8 +20,9 @@ from kdlib.lm.toy import bimodal_teacher, gaussian_logits, fit_gaussian, draw_fi
 
 __all__ = ["LoadedLM", "load_teacher", "train_own_teacher", "build_student", "check_vocab", "model_vocab_size",
            "PIECE", "SPECIAL_TOKENS", "build_tokenizer", "small_llama", "Samples", "pack_right", "chat_prompts",
-           "generate", "completion_logprobs", "sequence_logprobs", "token_logprobs", "TopKCache", "token_blocks", "cache_topk",
-           "evaluate_lms", "tokens_per_second", "lm_step", "topk_kd_step", "sequence_kd_step", "on_policy_kd_step",
+           "generate", "completion_logprobs", "sequence_logprobs", "token_logprobs", "TopKCache", "token_blocks",
+           "cache_topk", "evaluate_lms", "tokens_per_second", "lm_step", "topk_kd_step", "sequence_kd_step",
+           "on_policy_kd_step",
            "SFTData", "MultitaskData", "sft_data", "sft_step", "multitask_step", "answer", "answer_cost",
            "PreferencePairs", "pair_logprobs", "rows_logprobs", "reference_logprobs", "dpo_step", "win_rate",
            "bimodal_teacher", "gaussian_logits", "fit_gaussian", "draw_fits", "jsd_explorer"]
