@@ -7,14 +7,15 @@ import numpy as np
 import pytest
 import torch
 
-from kdlib.data.assets import DataFileError
+from kdlib.data.assets import DataFileError, file_digest
 from kdlib.data.images import load_cifar10, load_fashion_mnist, load_images
-from kdlib.data import images
+from kdlib.data import cifar, images
 from kdlib.core.files import sha256sum
 
 
-def write_cifar(folder, n_per_batch=4, n_test=3):
-    """CIFAR-10's python version: pickled dicts with 'data' (N, 3072) uint8 rows (R, G, B planes) and 'labels'."""
+def write_cifar(folder, n_per_batch=4, n_test=3, monkeypatch=None):
+    """CIFAR-10's python version: pickled dicts with 'data' (N, 3072) uint8 rows (R, G, B planes) and 'labels'.
+    With ``monkeypatch``, the loader's pinned md5s are replaced by those of the files written here."""
     folder.mkdir(parents=True)
     rng = np.random.default_rng(0)
     for name, n in [(f"data_batch_{i}", n_per_batch) for i in range(1, 6)] + [("test_batch", n_test)]:
@@ -25,12 +26,14 @@ def write_cifar(folder, n_per_batch=4, n_test=3):
     with open(folder / "batches.meta", "wb") as handle:
         pickle.dump({"label_names": list(images.CIFAR_CLASSES), "num_vis": 3072, "num_cases_per_batch": n_per_batch},
                     handle)
+    if monkeypatch is not None:
+        monkeypatch.setattr(cifar, "CIFAR_MD5", {n: file_digest(folder / n, "md5") for n in cifar.CIFAR_FILES})
     return folder
 
 
 def test_cifar_loader_reads_python_batches(tmp_path, monkeypatch):
     monkeypatch.setenv("KDLIB_DATA_DIR", str(tmp_path))
-    folder = write_cifar(tmp_path / "cifar-10-batches-py")
+    folder = write_cifar(tmp_path / "cifar-10-batches-py", monkeypatch=monkeypatch)
     splits = load_cifar10()
     assert splits["train"].x.shape == (18, 3, 32, 32) and splits["val"].x.shape == (2, 3, 32, 32)
     assert splits["test"].x.shape == (3, 3, 32, 32) and splits["test"].y.dtype == torch.int64
@@ -46,13 +49,18 @@ def test_cifar_loader_reads_python_batches(tmp_path, monkeypatch):
     assert torch.allclose(x.std(dim=(0, 2, 3)), torch.ones(3), atol=1e-4)
 
 
+def test_real_cifar_md5s_are_pinned_not_the_test_files():
+    assert cifar.CIFAR_MD5["data_batch_1"] == "c99cafc152244af753f735de768cd75f"
+    assert len(cifar.CIFAR_MD5) == 7 and all(len(d) == 32 for d in cifar.CIFAR_MD5.values())
+
+
 def test_cifar_missing_or_corrupt_names_file_and_command(tmp_path, monkeypatch):
     monkeypatch.setenv("KDLIB_DATA_DIR", str(tmp_path))
-    with pytest.raises(DataFileError, match="cifar-10-batches-py.*make data"):
+    with pytest.raises(DataFileError, match="cifar-10-batches-py.*fetch.py cifar10"):
         load_cifar10()
-    folder = write_cifar(tmp_path / "cifar-10-batches-py")
+    folder = write_cifar(tmp_path / "cifar-10-batches-py", monkeypatch=monkeypatch)
     (folder / "test_batch").write_bytes(b"not a pickle")
-    with pytest.raises(DataFileError, match="test_batch.*make data"):
+    with pytest.raises(DataFileError, match="test_batch is corrupt.*md5.*expected.*fetch.py cifar10"):
         load_cifar10()
     (folder / "data_batch_3").unlink()
     with pytest.raises(DataFileError, match="data_batch_3 is missing"):

@@ -1,5 +1,7 @@
 """kdlib.lm and friends: vocabulary refusal, students from a teacher config, sequence log-probs, generation,
 the BBC News loader, and the top-k error on the real teacher (when `make data` has fetched it)."""
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -160,6 +162,16 @@ def test_own_teacher_fallback_trains_tokenizer_and_model_then_reuses_the_cache(t
     check_vocab(first.model, student, first.tokenizer, first.tokenizer)
     again = train_own_teacher(texts, "tiny", recipe, log=lambda *a: None)
     assert "loaded from" in again.reason and len(again.tokenizer) == len(first.tokenizer)
+    # a truncated cache is rebuilt with a log line saying why, never trusted; no temporary folder is left
+    weights = Path(again.source) / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-1000])
+    logged = []
+    rebuilt = train_own_teacher(texts, "tiny", recipe, log=logged.append)
+    assert "trained an own teacher" in rebuilt.reason and "does not load" in logged[0] and "rebuilding" in logged[0]
+    assert sorted(p.name for p in Path(again.source).parent.iterdir()) == [Path(again.source).name]
+    for bad in ("../../x", "a/b", ""):
+        with pytest.raises(ValueError, match="name must be a non-empty plain file name"):
+            train_own_teacher(texts, bad, recipe, log=lambda *a: None)
 
 
 def test_build_student_refuses_missing_teacher_layers_and_no_layers():
@@ -173,6 +185,12 @@ def test_build_student_refuses_missing_teacher_layers_and_no_layers():
             build_student(teacher.config, num_layers=bad, hidden_size=32)
     with pytest.raises(ValueError, match="init must be"):
         build_student(teacher.config, hidden_size=32, init="copy")
+    with pytest.raises(ValueError, match="only init='teacher' does"):  # layers would be silently ignored
+        build_student(teacher.config, num_layers=2, hidden_size=32, layers=[0, 1])
+    with pytest.raises(ValueError, match="names 0 teacher layers for a 2-layer student"):
+        build_student(teacher.config, num_layers=2, hidden_size=32, init="teacher", teacher=teacher, layers=[])
+    with pytest.raises(ValueError, match="larger than the teacher's"):  # hidden 128 > the teacher's 64
+        build_student(teacher.config, num_layers=1, hidden_size=128, init="teacher", teacher=teacher)
 
 
 def test_students_and_small_llama_leave_the_global_rng_alone():

@@ -15,8 +15,11 @@ offline copy that ``make data`` provides. One decision for every loader: noteboo
    or the hub load fails (no network, no such repository, ...), the offline copy.
 
 ``load_from_source`` carries the decision out with the caller's two loaders and returns the value, where it came
-from and a one-line ``reason`` that says what was loaded and why (also passed to ``log``). This module is the
-data layer: it knows nothing about encoders or language models.
+from and a one-line ``reason`` that says what was loaded and why (also passed to ``log``). A local folder
+whose weights exist only in a pickle-based format (``pytorch_model.bin``, ``*.pt``, ...: loading one can run
+code) is refused with DataFileError before the loader sees it (``check_weights_format``); safetensors, JSON
+and tokenizer files cannot run code, and the offline copies are verified by their own checksums. This module
+is the data layer: it knows nothing about encoders or language models.
 """
 from __future__ import annotations
 
@@ -27,9 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["HUB_ID", "is_hub_id", "looks_like_path", "SourceChoice", "choose_source", "Sourced", "load_from_source"]
+from kdlib.data.assets import DataFileError
+
+__all__ = ["HUB_ID", "is_hub_id", "looks_like_path", "SourceChoice", "choose_source", "Sourced", "load_from_source",
+           "check_weights_format"]
 
 HUB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?")
+PICKLED_WEIGHTS = ("*.bin", "*.pt", "*.pth", "*.ckpt", "*.pkl", "*.pickle")
 
 
 def is_hub_id(source: str) -> bool:
@@ -79,6 +86,19 @@ def choose_source(source: str | os.PathLike | None, allow_network: bool = False,
                                           f"(allow_network=False)")
 
 
+def check_weights_format(folder: str | os.PathLike, what: str = "model") -> Path:
+    """``folder``, or DataFileError when it holds weights in a pickle-based format (``PICKLED_WEIGHTS``) and no
+    ``*.safetensors``: loading such a file can run code, so kdlib loads safetensors only."""
+    folder = Path(folder)
+    pickled = sorted({p.name for pattern in PICKLED_WEIGHTS for p in folder.glob(pattern)})
+    if pickled and not any(folder.glob("*.safetensors")):
+        raise DataFileError(
+            f"{what} folder {folder} holds weights only in a pickle-based format ({', '.join(pickled)}), which can "
+            f"run code when loaded; kdlib loads safetensors only. If you trust the folder, convert it once: "
+            f"AutoModel.from_pretrained(folder).save_pretrained(folder) writes model.safetensors")
+    return folder
+
+
 @dataclass
 class Sourced:
     """``value`` as the caller's loader returned it, the ``source`` it came from (folder or hub id), the
@@ -96,10 +116,22 @@ def load_from_source(source: str | os.PathLike | None, load: Callable[[str], Any
     """Load ``what`` as ``choose_source`` decides: ``load(location)`` for a local folder or a hub id, and
     ``offline()``, which returns ``(value, folder, description)``, for the offline copy. A hub load that
     raises falls back to the offline copy and the reason names the error; a local folder that fails to load
-    raises (a broken folder is not replaced behind the caller's back). The reason is passed to ``log``."""
+    raises DataFileError naming it and the loader's error (a broken folder is not replaced behind the caller's
+    back; one with pickled weights only is refused before loading, ``check_weights_format``). The reason is
+    passed to ``log``."""
     choice = choose_source(source, allow_network, what)
     if choice.kind == "local":
-        sourced = Sourced(load(choice.location), str(choice.location), "local", choice.why)
+        check_weights_format(choice.location, what)
+        try:
+            value = load(choice.location)
+        except DataFileError:
+            raise
+        except Exception as err:  # noqa: BLE001 - truncated weights, bad config, ...: a file problem, said so
+            raise DataFileError(f"{what} folder {choice.location} does not load ({type(err).__name__}: "
+                                f"{str(err)[:300]}). Check that it holds a complete model (config.json, "
+                                f"*.safetensors, tokenizer files), or pass source=None for the offline {what} "
+                                f"(fetched by make data)") from err
+        sourced = Sourced(value, str(choice.location), "local", choice.why)
         log(sourced.reason)
         return sourced
     why = choice.why

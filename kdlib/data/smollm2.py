@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from kdlib.core.files import sha256sum
+from kdlib.core.files import atomic_folder, sha256sum
 from kdlib.core.paths import data_dir
 from kdlib.data.assets import FETCH_COMMAND, DataFileError, verify
 from kdlib.data.wheels import fetch_member
@@ -59,19 +59,28 @@ def converted_dir() -> Path:
 
 
 def converted_ok(folder: Path | None = None) -> bool:
-    """True when the converted teacher's stamp names the pinned GGUF and the safetensors match their sha256."""
+    """True when the converted teacher's stamp names the pinned GGUF and the safetensors match their sha256.
+    A missing, unreadable or corrupt stamp is False (the teacher is converted again, never trusted). The
+    folder's weights are safetensors, its other files JSON and a Jinja chat template: nothing there can run
+    code (``kdlib.lm.load`` loads it with ``use_safetensors=True``, so a planted pickle is never read)."""
     folder = folder or converted_dir()
     meta = folder / "kdlib.json"
     weights = folder / "model.safetensors"
     if not (meta.is_file() and weights.is_file()):
         return False
-    stored = json.loads(meta.read_text())
-    return stored.get("gguf_sha256") == SMOLLM2_SHA256 and stored.get("sha256") == sha256sum(weights)
+    try:
+        stored = json.loads(meta.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return (isinstance(stored, dict) and stored.get("gguf_sha256") == SMOLLM2_SHA256
+            and stored.get("sha256") == sha256sum(weights))
 
 
 def convert_gguf(gguf: Path, target: Path, log=print) -> Path:
     """Dequantise a GGUF causal LM to fp32 with transformers and save config, safetensors and tokenizer in
-    ``target`` with a ``kdlib.json`` stamp (the GGUF's and the safetensors' sha256)."""
+    ``target`` with a ``kdlib.json`` stamp (the GGUF's and the safetensors' sha256), written to a temporary
+    folder and renamed into place (``kdlib.core.files.atomic_folder``). ``gguf`` must be verified first
+    (``require_smollm2``)."""
     from safetensors.torch import save_model
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
@@ -80,10 +89,10 @@ def convert_gguf(gguf: Path, target: Path, log=print) -> Path:
     model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
     config = model.config.to_dict()
     config.pop("quantization_config", None)  # the weights we save are plain fp32
-    target.mkdir(parents=True, exist_ok=True)
-    AutoConfig.for_model(**config).save_pretrained(target)
-    save_model(model, str(target / "model.safetensors"))  # handles the tied embedding / LM head
-    tokenizer.save_pretrained(target)
-    (target / "kdlib.json").write_text(json.dumps({"gguf": gguf.name, "gguf_sha256": SMOLLM2_SHA256,
-                                                   "sha256": sha256sum(target / "model.safetensors")}, indent=1))
+    with atomic_folder(target) as tmp:  # an interrupted conversion leaves no folder; stale files are dropped
+        AutoConfig.for_model(**config).save_pretrained(tmp)
+        save_model(model, str(tmp / "model.safetensors"))  # handles the tied embedding / LM head
+        tokenizer.save_pretrained(tmp)
+        (tmp / "kdlib.json").write_text(json.dumps({"gguf": gguf.name, "gguf_sha256": SMOLLM2_SHA256,
+                                                    "sha256": sha256sum(tmp / "model.safetensors")}, indent=1))
     return target

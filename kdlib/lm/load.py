@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from kdlib.core.files import atomic_folder, check_cache_name, check_writable
 from kdlib.core.fit import fit
 from kdlib.core.paths import data_dir
 from kdlib.core.profiles import seeded
@@ -43,9 +44,11 @@ class LoadedLM:
 
 
 def _from_folder(path, **kw):
+    """Model and tokenizer from a folder or hub id; weights from safetensors only (a pickled
+    ``pytorch_model.bin`` is never read: loading one can run code)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     tokenizer = AutoTokenizer.from_pretrained(path, **kw)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kw)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, use_safetensors=True, **kw)
     return model.eval(), tokenizer
 
 
@@ -68,7 +71,9 @@ def load_teacher(source: str | Path | None = None, allow_network: bool = False, 
     load that fails or is not allowed falls back to the offline asset and ``reason`` says so (the decision is
     ``kdlib.data.hub.choose_source``'s, shared with notebook 04's encoder loader). A source that looks like a
     path (``"./typo_dir"``) but is no folder raises FileNotFoundError instead of loading the offline model.
-    Raises DataFileError (with the fetch command) when the offline asset is needed and missing.
+    Weights are read from safetensors only; a folder with pickled weights only (``pytorch_model.bin``) raises
+    DataFileError. Raises DataFileError (with the fetch command) when the offline asset is needed and missing or
+    corrupt.
     """
     start = time.perf_counter()
     got = load_from_source(source, _from_folder, lambda: _offline_teacher(log), allow_network=allow_network,
@@ -84,17 +89,25 @@ def train_own_teacher(texts: list[str], name: str, recipe: dict, device="cpu", l
 
     ``recipe``: ``vocab_size``, ``layers``, ``hidden``, ``steps``, ``block``, ``batch``, ``lr`` and
     ``tokens`` (how many training tokens to use). The returned ``reason`` says that this happened.
+    ``name`` must be a plain file name (it names the cache folder); the folder is checked for writability
+    before training and written atomically (a temporary folder, then renamed). A cache that does not load
+    (truncated, corrupt) is rebuilt with a log line saying why, never trusted; weights are safetensors only.
     """
     from tokenizers import ByteLevelBPETokenizer
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     start = time.perf_counter()
-    folder = data_dir() / "own_teacher" / f"{name}-{recipe_key(recipe)}"
-    if (folder / "config.json").is_file() and (folder / "model.safetensors").is_file():
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
-        tok = PreTrainedTokenizerFast.from_pretrained(folder)
-        return LoadedLM(model, tok, str(folder), f"own teacher trained earlier on the corpus, loaded from {folder}",
-                        time.perf_counter() - start)
+    root = data_dir() / "own_teacher"
+    folder = root / f"{check_cache_name(name, 'name')}-{recipe_key(recipe)}"
+    if folder.exists():
+        try:
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, use_safetensors=True).eval()
+            tok = PreTrainedTokenizerFast.from_pretrained(folder)
+            return LoadedLM(model, tok, str(folder), f"own teacher trained earlier on the corpus, loaded from "
+                            f"{folder}", time.perf_counter() - start)
+        except Exception as err:  # noqa: BLE001 - a cache that does not load is rebuilt, never trusted
+            log(f"own teacher cache {folder} does not load ({type(err).__name__}: {str(err)[:160]}): rebuilding it")
+    check_writable(root, "own teacher cache")
     log(f"no pretrained teacher available: training a tokenizer and an own teacher on the corpus ({recipe})")
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(texts, vocab_size=recipe["vocab_size"], special_tokens=["<|endoftext|>"],
@@ -115,8 +128,9 @@ def train_own_teacher(texts: list[str], name: str, recipe: dict, device="cpu", l
     fit(model, blocks, lm_step, steps=recipe["steps"], batch_size=recipe["batch"], optimizer="adamw",
         betas=(0.9, 0.95), weight_decay=0.01, warmup=10, clip=1.0, lr=recipe["lr"], device=device,
         desc="own teacher")
-    model.cpu().save_pretrained(folder)
-    tok.save_pretrained(folder)
+    with atomic_folder(folder) as tmp:
+        model.cpu().save_pretrained(tmp)
+        tok.save_pretrained(tmp)
     return LoadedLM(model.eval(), tok, str(folder), f"no pretrained teacher available: trained an own teacher "
                     f"({recipe['layers']} layers, hidden {hidden}, {recipe['steps']} steps) and a BPE tokenizer "
                     f"on the corpus, cached in {folder}", time.perf_counter() - start)

@@ -74,13 +74,19 @@ def build_student(teacher_config, num_layers: int = 2, hidden_size: int = 192, i
         raise ValueError(f"num_layers must be a whole number >= 1, got {num_layers!r}")
     if init not in ("random", "teacher"):
         raise ValueError(f"init must be 'random' or 'teacher', got {init!r}")
+    if init == "random" and layers is not None:
+        raise ValueError(f"layers={layers!r} picks teacher layers to copy, which only init='teacher' does; pass "
+                         "init='teacher' (and teacher=...) or drop layers")
     if init == "teacher":
         if teacher is None:
-            raise ValueError("init='teacher' needs the teacher model")
+            raise ValueError("init='teacher' needs the teacher model: pass teacher=...")
         n_t = teacher.config.num_hidden_layers
-        layers = list(layers) if layers else [round(i * (n_t - 1) / max(1, num_layers - 1)) for i in range(num_layers)]
+        if layers is None:
+            layers = [round(i * (n_t - 1) / max(1, num_layers - 1)) for i in range(num_layers)]
+        layers = list(layers)
         if len(layers) != num_layers:
-            raise ValueError(f"layers names {len(layers)} teacher layers for a {num_layers}-layer student")
+            raise ValueError(f"layers names {len(layers)} teacher layers for a {num_layers}-layer student; give "
+                             f"one teacher layer per student layer (or leave layers=None for evenly spaced ones)")
         missing = [i for i in layers if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < n_t]
         if missing:
             raise ValueError(f"teacher layers {missing} do not exist: the teacher has layers 0..{n_t - 1}")
@@ -108,6 +114,10 @@ def build_student(teacher_config, num_layers: int = 2, hidden_size: int = 192, i
                 src = name.replace(f".layers.{i}.", f".layers.{layers[i]}.")
             if src not in t_state:
                 continue
+            if any(s > t for s, t in zip(param.shape, t_state[src].shape)) or param.dim() != t_state[src].dim():
+                raise ValueError(f"init='teacher' slices teacher weights, but the student's {name} has shape "
+                                 f"{tuple(param.shape)}, larger than the teacher's {tuple(t_state[src].shape)}: "
+                                 "choose hidden_size, intermediate_size and heads no larger than the teacher's")
             new[name] = t_state[src][tuple(slice(0, s) for s in param.shape)].clone()
         student.load_state_dict(new, strict=False)
         if tie_embeddings:
