@@ -42,7 +42,7 @@ def test_bin_edges_are_right_closed():
 def test_ece_refuses_logits_and_bad_shapes():
     with pytest.raises(ValueError, match="apply softmax"):
         expected_calibration_error(torch.tensor([[2.0, -1.0]]), torch.tensor([0]))
-    with pytest.raises(ValueError, match="expected logits"):
+    with pytest.raises(ValueError, match="expected probs"):
         expected_calibration_error(torch.tensor([[0.5, 0.5]]), torch.tensor([0, 1]))
 
 

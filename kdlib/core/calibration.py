@@ -10,14 +10,16 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from kdlib.core.validate import check_classification, check_temperature
+
 
 def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 100) -> float:
     """The ``T`` minimising ``NLL(softmax(logits / T), labels)``: LBFGS on ``log T`` (so T stays positive),
     started from a coarse grid's best point over T in [0.05, 20]."""
-    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
-        raise ValueError(f"expected logits (N, classes) and labels (N,), got {tuple(logits.shape)} and "
-                         f"{tuple(labels.shape)}")
-    logits, labels = logits.detach().double(), labels.long()
+    check_classification(logits, labels)  # shapes, N >= 1, integer labels in range, finite logits: as every metric
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
+        raise ValueError(f"max_iter must be a whole number >= 1, got max_iter={max_iter!r}")
+    logits, labels = logits.detach().double(), labels.to(logits.device).long()
     grid = torch.logspace(-1.3, 1.3, 27, dtype=torch.float64)
     nll = torch.stack([F.cross_entropy(logits / t, labels) for t in grid])
     log_t = grid[int(nll.argmin())].log().clone().requires_grad_(True)
@@ -34,5 +36,8 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor, max_iter: int = 
 
 
 def apply_temperature(logits: torch.Tensor, T: float) -> torch.Tensor:
-    """Calibrated probabilities ``softmax(logits / T)``."""
+    """Calibrated probabilities ``softmax(logits / T)`` over the last dimension (``T > 0``)."""
+    T = check_temperature(T)
+    if not isinstance(logits, torch.Tensor) or logits.dim() < 1:
+        raise ValueError(f"logits must be a tensor with classes in the last dimension, got {logits!r:.80}")
     return torch.softmax(logits / T, dim=-1)

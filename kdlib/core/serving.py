@@ -12,7 +12,7 @@ import time
 import torch
 from torch import nn
 
-from kdlib.core.inference import eval_mode
+from kdlib.core.inference import eval_mode, model_device
 
 
 def synchronize(device: torch.device) -> None:
@@ -39,7 +39,7 @@ def model_size_mb(model: nn.Module) -> float:
 def latency(model: nn.Module, x: torch.Tensor, warmup: int = 10, repeats: int = 100) -> dict[str, float]:
     """Per-call latency of ``model(x)`` in milliseconds: ``p50``, ``p95``, ``p99``, ``mean``; measured in eval mode
     (``kdlib.core.inference.eval_mode``: the model's mode is restored afterwards)."""
-    device = next(model.parameters()).device
+    device = model_device(model)
     x = x.to(device)
     with eval_mode(model):
         return call_latency(lambda i: model(x), device, warmup=warmup, repeats=repeats)
@@ -49,8 +49,9 @@ def call_latency(fn, device: torch.device | str = "cpu", warmup: int = 10, repea
     """Per-call latency of ``fn(i)`` (i = 0, 1, ... over the timed calls, e.g. one question each; warm-up
     calls get i = 0) in milliseconds: ``p50``, ``p95``, ``p99``, ``mean``. Notebook 06 times whole answers
     (a generation loop) with it."""
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+    whole = [isinstance(v, int) and not isinstance(v, bool) for v in (repeats, warmup)]
+    if not all(whole) or repeats < 1 or warmup < 0:
+        raise ValueError(f"need whole numbers repeats >= 1 and warmup >= 0, got repeats={repeats!r}, warmup={warmup!r}")
     device = torch.device(device)
     for _ in range(warmup):
         fn(0)
@@ -69,6 +70,12 @@ def call_latency(fn, device: torch.device | str = "cpu", warmup: int = 10, repea
 def serving_report(models: dict[str, nn.Module], example: torch.Tensor, batch_sizes=(1, 256),
                    warmup: int = 10, repeats: int = 100) -> list[dict]:
     """One row per model and batch size: parameters, size in MB, latency percentiles, throughput (samples/s)."""
+    if not isinstance(example, torch.Tensor) or example.dim() == 0 or len(example) == 0:
+        raise ValueError("example must be a non-empty tensor whose first row is the input to time, got "
+                         f"{tuple(example.shape) if isinstance(example, torch.Tensor) else type(example).__name__}")
+    bad = [b for b in batch_sizes if isinstance(b, bool) or not isinstance(b, int) or b < 1]
+    if bad:
+        raise ValueError(f"batch_sizes must be whole numbers >= 1, got {list(batch_sizes)}")
     rows = []
     for name, model in models.items():
         for batch in batch_sizes:

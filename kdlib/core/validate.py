@@ -5,7 +5,8 @@ read. *Value* checks (NaN or infinite logits, labels out of range) read tensor c
 a GPU waits for every queued kernel; ``check_finite`` and ``check_labels`` run only while value checks are on
 (the default: a learner calling a loss by hand gets a clear error at once). ``kdlib.core.fit`` turns them off
 inside its training steps (``value_checks(False)``) and checks the loss itself at its logging points, where one
-host read per interval is paid anyway. Notebook 01 teaches why ``T > 0``.
+host read per interval is paid anyway. Notebook 01 teaches why ``T > 0``. ``check_classification`` validates the
+inputs of every classification metric (an empty set, shapes, label dtype and range, finite logits).
 """
 from __future__ import annotations
 
@@ -73,3 +74,32 @@ def check_labels(labels: torch.Tensor, n_classes: int) -> None:
         if low < 0 or high >= n_classes:
             raise ValueError(f"labels must lie in [0, {n_classes - 1}] for {n_classes} classes, "
                              f"got values from {low} to {high}")
+
+
+def check_classification(logits: torch.Tensor, labels: torch.Tensor, n_classes: int | None = None,
+                         what: str = "logits") -> int:
+    """Validate the inputs of a classification metric (``kdlib.core.metrics``, ``kdlib.core.calibration``):
+    ``logits`` (N, classes) and integer ``labels`` (N,) with N >= 1 ("no examples" otherwise: a metric of an empty
+    set is undefined), labels in [0, classes) and finite logits (host reads: only while value checks are on).
+    ``what`` names the first argument in messages. Returns the number of classes (``n_classes`` if given: at least
+    ``logits.shape[1]``)."""
+    if not isinstance(logits, torch.Tensor) or not isinstance(labels, torch.Tensor):
+        raise ValueError(f"{what} and labels must be tensors, got {type(logits).__name__} and {type(labels).__name__}")
+    if logits.dim() != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(f"expected {what} (N, classes) and labels (N,), got {tuple(logits.shape)} and "
+                         f"{tuple(labels.shape)}")
+    if len(labels) == 0:
+        raise ValueError(f"no examples: {what} of shape {tuple(logits.shape)} and labels of shape "
+                         f"{tuple(labels.shape)}; a metric of an empty set is undefined (check the split or subset)")
+    if logits.shape[1] == 0:
+        raise ValueError(f"{what} have 0 classes (shape {tuple(logits.shape)}); expected (N, classes >= 1)")
+    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+        raise ValueError(f"labels must be integer class indices (int64), got dtype {labels.dtype}; use labels.long()")
+    if n_classes is not None and (isinstance(n_classes, bool) or not isinstance(n_classes, int)
+                                  or n_classes < logits.shape[1]):
+        raise ValueError(f"n_classes must be a whole number >= the {logits.shape[1]} columns of {what}, "
+                         f"got n_classes={n_classes!r}")
+    n_classes = n_classes or logits.shape[1]
+    check_finite(what, logits)
+    check_labels(labels, n_classes)
+    return n_classes

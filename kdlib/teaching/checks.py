@@ -5,7 +5,12 @@ Every exercise cell in ``notebooks/`` ends with ``kd_loss = check("kd_loss", kd_
 * the function agrees with the reference on every case: prints a pass and returns the learner's function;
 * it disagrees: prints the first differing case (inputs, expected, got) and hands back the reference,
   so the rest of the notebook still runs on correct numbers;
-* it is still a stub (raises ``NotImplementedError``): says "not solved yet: using the reference".
+* it is still a stub (raises ``NotImplementedError``): says "not solved yet: using the reference";
+* it raises, returns None (a forgotten ``return``), a string, a number for a tensor, a wrong dtype, device or
+  shape, NaN, or changes its inputs in place: says which case and what went wrong, and hands back the reference.
+
+The references run first on pristine inputs and every call gets its own copy (``kdlib.teaching.verdicts``), so
+``check`` is a pure function of the learner's function and never crashes on what it does.
 
 Later notebooks add their own exercises with ``register(name, reference, cases)``; notebook 03 registers
 ``hint_loss`` and ``expected_calibration_error``.
@@ -13,11 +18,13 @@ Later notebooks add their own exercises with ``register(name, reference, cases)`
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Callable
 
 import torch
 
 from kdlib.core.validate import check_temperature
+from kdlib.teaching.verdicts import NOT_SOLVED, describe, fresh, judge
 
 _REGISTRY: dict[str, tuple[Callable | str, Callable[[], list[tuple]]]] = {}
 
@@ -38,48 +45,41 @@ def _reference(name: str) -> Callable:
     return reference
 
 
-def _describe(value) -> str:
-    if isinstance(value, torch.Tensor):
-        text = f"tensor{tuple(value.shape)} {value.detach().flatten()[:6].tolist()}"
-        return text + (" ..." if value.numel() > 6 else "")
-    return repr(value)
-
-
-def _close(got, want, rtol: float, atol: float) -> bool:
-    if isinstance(want, (tuple, list)):
-        return isinstance(got, (tuple, list)) and len(got) == len(want) and all(
-            _close(g, w, rtol, atol) for g, w in zip(got, want))
-    if isinstance(want, torch.Tensor):
-        got = torch.as_tensor(got, dtype=want.dtype) if not isinstance(got, torch.Tensor) else got
-        return got.shape == want.shape and torch.allclose(got.detach().to(want.dtype), want, rtol=rtol, atol=atol)
-    return abs(float(got) - float(want)) <= atol + rtol * abs(float(want))
+def _argument_names(reference: Callable) -> list[str]:
+    try:
+        return list(inspect.signature(reference).parameters)
+    except (TypeError, ValueError):
+        return []
 
 
 def check(name: str, fn: Callable, rtol: float = 1e-4, atol: float = 1e-5, verbose: bool = True) -> Callable:
-    """Check ``fn`` against the reference named ``name``; return the function the notebook should use."""
+    """Check ``fn`` against the reference named ``name``; return the function the notebook should use.
+
+    The reference outputs are computed first, each on its own copy of a case's inputs; then each call of ``fn``
+    gets its own copy (``verdicts.fresh``), which is compared with the pristine inputs afterwards, so a function
+    that changes its inputs in place is caught (and cannot spoil the reference). Any mistake of ``fn`` (an
+    exception, None, a non-tensor, a wrong dtype, device or shape, NaN, a mutation, wrong values) is printed as
+    a verdict and the reference is returned; an exception in the reference itself is a bug of kdlib and raises."""
     if name not in _REGISTRY:
         raise KeyError(f"no exercise named {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     reference, cases = _reference(name), _REGISTRY[name][1]
     say = print if verbose else (lambda *a: None)
-    all_cases = cases()
-    for i, args in enumerate(all_cases):
-        try:
-            got = fn(*args)
-        except NotImplementedError:
+    pristine = cases()
+    wants = [reference(*fresh(args)) for args in pristine]
+    fallback = "    using the reference for the rest of the notebook"
+    if not callable(fn):
+        say(f"[x] {name}: expected a function, got {describe(fn, 60)}\n{fallback}")
+        return reference
+    names = _argument_names(reference)
+    for i, (args, want) in enumerate(zip(pristine, wants)):
+        verdict = judge(fn, args, want, rtol, atol, names)
+        if verdict == NOT_SOLVED:
             say(f"[ ] {name}: not solved yet: using the reference implementation so the notebook runs on")
             return reference
-        except Exception as err:  # a learner's bug: show it, keep the notebook running
-            say(f"[x] {name}: case {i} raised {type(err).__name__}: {err}\n"
-                f"    inputs: {', '.join(_describe(a) for a in args)}\n    using the reference for the rest")
+        if verdict:
+            say(f"[x] {name}: case {i} {verdict}\n{fallback}")
             return reference
-        want = reference(*args)
-        if not _close(got, want, rtol, atol):
-            say(f"[x] {name}: case {i} differs from the reference\n"
-                f"    inputs:   {', '.join(_describe(a) for a in args)}\n"
-                f"    expected: {_describe(want)}\n    got:      {_describe(got)}\n"
-                f"    using the reference for the rest of the notebook")
-            return reference
-    say(f"[v] {name}: passed all {len(all_cases)} checks")
+    say(f"[v] {name}: passed all {len(pristine)} checks")
     return fn
 
 
