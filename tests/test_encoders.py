@@ -386,7 +386,8 @@ def test_load_encoder_teacher_refuses_a_path_that_does_not_exist(tmp_path, monke
         load_encoder_teacher("sentence-transformers/all-MiniLM-L6-v2")
 
 
-@pytest.mark.parametrize("make_step", [lambda c: encoder_step(c, alpha=0.5), lambda c: low_label_step(c, T=2.0, alpha=0.5)])
+@pytest.mark.parametrize("make_step", [lambda c: encoder_step(c, alpha=0.5),
+                                       lambda c: low_label_step(c, T=2.0, alpha=0.5)])
 def test_training_steps_refuse_a_stale_encoder_cache(make_step):
     teacher = tiny_teacher()
     cache = EncoderTeacherCache.build(teacher, ids(n=16), progress=False)

@@ -134,3 +134,23 @@ def test_position_zero_is_never_a_target_in_completion_loss_and_completion_logpr
     assert torch.equal(completion_logprobs(lg, ids, only_zero), torch.zeros(3))
     with pytest.raises(ValueError, match="at least one completion token"):
         completion_logprobs(lg, ids, only_zero, reduction="mean")
+
+
+def test_kl_terms_keep_nan_and_agree_with_the_old_form_on_finite_inputs():
+    """``_kl`` zeroes a term only where p == 0 (0 log 0 = 0): on finite logits, underflowing ones included, it is
+    bit-identical to the old ``torch.where(p > 0, ...)`` and equal to the ``xlogy`` form; a NaN stays NaN."""
+    from kdlib.losses.tokens import _kl
+    gen = torch.Generator().manual_seed(13)
+    for scale in (1.0, 30.0, 300.0):  # 300: most probabilities underflow to exactly 0
+        log_p = F.log_softmax(torch.randn(4, 6, 50, generator=gen) * scale, -1)
+        log_q = F.log_softmax(torch.randn(4, 6, 50, generator=gen) * scale, -1)
+        p = log_p.exp()
+        old = torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum(-1)
+        assert torch.equal(_kl(log_p, log_q), old)
+        assert torch.allclose(_kl(log_p, log_q), (torch.special.xlogy(p, p) - p * log_q).sum(-1), rtol=1e-5, atol=1e-5)
+    s, t = torch.randn(4, 6, 50, generator=gen) * 300, torch.randn(4, 6, 50, generator=gen) * 300
+    t[0, 0, 3] = float("nan")  # a NaN logit makes its whole row of log-probs NaN ...
+    s[1, 2, 4] = float("nan")
+    log_p, log_q = F.log_softmax(t, -1), F.log_softmax(s, -1)
+    for kl in (_kl(log_p, log_q), _kl(log_q, log_p)):  # ... so some term with p > 0 carries it, in both directions
+        assert kl[0, 0].isnan() and kl[1, 2].isnan() and kl.isnan().sum() == 2

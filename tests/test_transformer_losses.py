@@ -152,3 +152,29 @@ def test_losses_dict_lists_the_transformer_losses():
                 "minilm_relation": minilm_relation_loss}
     for name, fn in expected.items():
         assert LOSSES[name] is fn
+
+
+def test_nan_on_padding_changes_neither_the_losses_nor_their_gradients():
+    """Padded positions are set to 0 before any projection, log or softmax (kdlib.losses.inputs.keep): garbage
+    there, even NaN, is not multiplied by a 0 mask (which would give NaN) and reaches no gradient."""
+    s, t = states(2, width=4, seed=16), states(2, width=8, seed=17)
+    proj = nn.Linear(4, 8)
+    a_s, a_t = attn(1, mask=MASK, seed=18), attn(1, mask=MASK, seed=19)
+    v_s, v_t = torch.randn(2, 5, 6, generator=gen(20)), torch.randn(2, 5, 12, generator=gen(21))
+    clean = [hidden_state_loss(s, t, {1: 1}, proj, MASK), attention_loss(a_s, a_t, {1: 1}, MASK, "kl"),
+             minilm_relation_loss(a_s[0], a_t[0], v_s, v_t, MASK)]
+    pad = ~MASK
+    for x in (s[1], t[1], v_s, v_t):
+        x[pad] = float("nan")
+    for x in (a_s[0], a_t[0]):  # sample 1 pads positions 3 and 4: its padded queries and keys
+        x[1, :, 3:, :], x[1, :, :, 3:] = float("nan"), float("nan")
+    leaves = [s[1], a_s[0], v_s]
+    for leaf in leaves:
+        leaf.requires_grad_(True)
+    dirty = [hidden_state_loss(s, t, {1: 1}, proj, MASK), attention_loss(a_s, a_t, {1: 1}, MASK, "kl"),
+             minilm_relation_loss(a_s[0], a_t[0], v_s, v_t, MASK)]
+    for before, after in zip(clean, dirty):
+        assert after.item() == pytest.approx(before.item(), rel=1e-5)
+    sum(dirty).backward()
+    assert all(torch.isfinite(leaf.grad).all() for leaf in leaves)
+    assert proj.weight.grad is not None and torch.isfinite(proj.weight.grad).all()

@@ -1,9 +1,16 @@
 """Distillation objectives as functions of tensors, each with its formula, reduction and notebook.
 
 Modules: ``logits`` (KD, the hard/soft mix, soft cross-entropy: 01-03), ``features`` (FitNets hint, cosine
-features: 03), ``transformer`` (hidden states, attention maps, MiniLM relations: 04), ``tokens`` (forward and
-reverse KL, GKD's JSD, top-k caches, completion losses: 05-06), ``preference`` (DPO: 07), and ``registry``:
-``LOSSES``, every loss by name, filled by the ``@register`` decorator where each loss is defined.
+features: 03), ``transformer`` (hidden states and embeddings: 04) with ``attention`` (attention maps, MiniLM
+relations: 04) and ``layermap`` (layer maps, padding masks), ``tokens`` (forward and reverse KL, GKD's JSD,
+top-k caches: 05) with ``completion`` (the next-token shift, completion and multi-task losses: 05-06),
+``preference`` (DPO: 07), ``inputs`` (the one rule every loss applies to its inputs: dtypes, shapes, empty
+batches, 0/1 masks, all-masked batches, NaN), and ``registry``: ``LOSSES``, every loss by name, filled by the
+``@register`` decorator where each loss is defined.
+
+Bad input raises ValueError naming the argument; while ``kdlib.core.validate.values_checked()`` is False
+(``kdlib.core.fit``'s later steps) no loss reads a tensor value on the host, NaN propagates to the loss and a
+fully masked batch gives 0.
 """
 from kdlib.losses.logits import kd_loss, distillation_loss, soft_cross_entropy
 from kdlib.losses.features import hint_loss, cosine_feature_loss

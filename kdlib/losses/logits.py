@@ -15,38 +15,39 @@ Conventions, pinned by ``tests/test_losses.py``:
 * The soft term is multiplied by ``T^2``: the gradient of the KL with respect to the student's logits
   scales as ``1/T^2``, so the factor keeps the soft term's weight independent of T (Hinton et al. 2015).
 
-Checks: hyperparameters and shapes on every call (free); NaN logits and labels out of range only while value
-checks are on (``kdlib.core.validate``): always when called by hand, never inside ``kdlib.core.fit``'s steps.
+Checks (``kdlib.losses.inputs``): hyperparameters, dtypes (floating logits, integer labels), shapes and empty
+batches on every call (free); NaN logits and labels out of range only while value checks are on
+(``kdlib.core.validate``): always when called by hand, never inside ``kdlib.core.fit``'s steps, where NaN logits
+give a NaN loss.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
-from kdlib.core.validate import check_finite, check_labels, check_number, check_temperature
+from kdlib.core.validate import check_labels, check_number, check_temperature
+from kdlib.losses import inputs
 from kdlib.losses.registry import register
 
 __all__ = ["kd_loss", "distillation_loss", "soft_cross_entropy"]
 
 
 def _check_pair(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:
-    if student_logits.shape != teacher_logits.shape:
-        raise ValueError(
-            f"student_logits has shape {tuple(student_logits.shape)} but teacher_logits has shape "
-            f"{tuple(teacher_logits.shape)}; they must match (same batch, same number of classes). "
-            "Check that teacher and student were built for the same classes and that the teacher "
-            "logits were looked up for the same samples as the batch.")
-    if student_logits.dim() < 2:
-        raise ValueError(f"logits must have shape (batch, classes), got {tuple(student_logits.shape)}")
-    check_finite("student_logits", student_logits)
-    check_finite("teacher_logits", teacher_logits)
+    """Both floating point, non-empty, (batch, classes) or more, same shape and device; finite (value checks)."""
+    for name, x in (("student_logits", student_logits), ("teacher_logits", teacher_logits)):
+        inputs.tensor(name, x, min_dims=2, layout="(batch, classes)")
+    inputs.pair("student_logits", student_logits, "teacher_logits", teacher_logits,
+                "Check that teacher and student were built for the same classes and that the teacher logits were "
+                "looked up for the same samples as the batch")
+    inputs.finite("student_logits", student_logits)
+    inputs.finite("teacher_logits", teacher_logits)
 
 
 def _kl_batchmean(student_logits: torch.Tensor, teacher_logits: torch.Tensor, T: float) -> torch.Tensor:
     """``T^2 * KL(softmax(teacher/T) || softmax(student/T))`` summed over classes, mean over rows (unchecked)."""
     n_classes = student_logits.shape[-1]
-    log_p_s = F.log_softmax(student_logits.reshape(-1, n_classes) / T, dim=-1)
-    log_p_t = F.log_softmax(teacher_logits.detach().reshape(-1, n_classes) / T, dim=-1)
+    log_p_s = F.log_softmax(inputs.up(student_logits).reshape(-1, n_classes) / T, dim=-1)
+    log_p_t = F.log_softmax(inputs.up(teacher_logits.detach()).reshape(-1, n_classes) / T, dim=-1)
     return T * T * F.kl_div(log_p_s, log_p_t, log_target=True, reduction="batchmean")
 
 
@@ -73,8 +74,8 @@ def soft_cross_entropy(student_logits: torch.Tensor, teacher_logits: torch.Tenso
     T = check_temperature(T)
     _check_pair(student_logits, teacher_logits)
     n_classes = student_logits.shape[-1]
-    log_p_s = F.log_softmax(student_logits.reshape(-1, n_classes) / T, dim=-1)
-    p_t = F.softmax(teacher_logits.detach().reshape(-1, n_classes) / T, dim=-1)
+    log_p_s = F.log_softmax(inputs.up(student_logits).reshape(-1, n_classes) / T, dim=-1)
+    p_t = F.softmax(inputs.up(teacher_logits.detach()).reshape(-1, n_classes) / T, dim=-1)
     return -T * T * (p_t * log_p_s).sum(-1).mean()
 
 
@@ -90,12 +91,13 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     alpha = check_number("alpha", alpha, 0.0, 1.0, hint="alpha is the weight of the hard-label loss")
     T = check_temperature(T)
     _check_pair(student_logits, teacher_logits)
-    if labels.shape != student_logits.shape[:-1]:
+    if isinstance(labels, torch.Tensor) and labels.shape != student_logits.shape[:-1]:
         raise ValueError(f"labels have shape {tuple(labels.shape)} but logits have shape "
                          f"{tuple(student_logits.shape)}; expected one label per row of logits")
+    inputs.ids("labels", labels, student_logits.shape[:-1], student_logits.device)
     n_classes = student_logits.shape[-1]
     check_labels(labels, n_classes)
-    hard = F.cross_entropy(student_logits.reshape(-1, n_classes), labels.reshape(-1))
+    hard = F.cross_entropy(inputs.up(student_logits).reshape(-1, n_classes), labels.reshape(-1).long())
     if alpha == 1.0:
         return hard
     return alpha * hard + (1.0 - alpha) * _kl_batchmean(student_logits, teacher_logits, T)

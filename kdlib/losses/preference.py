@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from kdlib.core.validate import check_finite, check_number
+from kdlib.core.validate import check_number
+from kdlib.losses import inputs
 from kdlib.losses.registry import register
 
 
@@ -23,18 +24,26 @@ def dpo_loss(policy_chosen_logps: torch.Tensor, policy_rejected_logps: torch.Ten
     rejected (``_r``) completions under the policy being trained and under the frozen reference (treated as
     constants). Returns ``(loss, chosen_rewards, rejected_rewards)`` with the implicit rewards
     ``beta * (pi - ref)`` per pair (detached, for logging: their difference is the reward margin, and the
-    preference accuracy is the fraction of pairs with a positive margin). Notebook 07.
+    preference accuracy is the fraction of pairs with a positive margin). Floating-point tensors with at least
+    one pair (an empty batch raises); NaN or inf raise while value checks are on, and give a NaN loss without
+    them. Notebook 07.
     """
     beta = check_number("beta", beta, low=0, low_open=True,
                         hint="it scales the implicit reward beta * (log pi - log pi_ref): typical values 0.01 to 1")
     args = {"policy_chosen_logps": policy_chosen_logps, "policy_rejected_logps": policy_rejected_logps,
             "ref_chosen_logps": ref_chosen_logps, "ref_rejected_logps": ref_rejected_logps}
+    for name, t in args.items():
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+            inputs.tensor(name, t)  # raises, naming the argument and what it got
     shapes = {name: tuple(t.shape) for name, t in args.items()}
-    if len(set(shapes.values())) != 1 or policy_chosen_logps.dim() != 1 or policy_chosen_logps.numel() == 0:
+    if len(set(shapes.values())) != 1 or policy_chosen_logps.dim() != 1:
         raise ValueError(f"the four log-prob tensors must share one shape (n_pairs,) with n_pairs >= 1, got "
                          f"{shapes}; pass one summed log-probability per pair (see completion_logprobs)")
     for name, t in args.items():
-        check_finite(name, t)
+        inputs.tensor(name, t, dims=1, layout="(n_pairs,)")  # an empty batch (no pair) raises here
+        inputs.same_device(name, t, policy_chosen_logps.device)
+    for name, t in args.items():
+        inputs.finite(name, t)
     chosen = policy_chosen_logps - ref_chosen_logps.detach()
     rejected = policy_rejected_logps - ref_rejected_logps.detach()
     loss = -F.logsigmoid(beta * (chosen - rejected)).mean()

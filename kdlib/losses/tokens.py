@@ -27,10 +27,17 @@ log-probabilities and their token ids, and the remaining mass as one *tail bucke
 teacher and student over k + 1 buckets (the student's tail is its exact probability outside the teacher's top
 k), which by the data-processing inequality never exceeds the full-vocabulary loss; ``topk_relative_error``
 measures how far below it is.
+
+Checks (``kdlib.losses.inputs``, one rule for every loss here): logits are floating point ``(..., vocab)``,
+teacher and student of one shape (else both shapes are named), never empty; ``mask`` is None, bool or 0/1
+(other values raise while value checks are on). Masked positions are set to 0 before any softmax, so NaN or inf
+there (padding) reaches neither the loss nor the gradients. While value checks are on, NaN or inf logits at a
+position that counts raise, naming the argument, and so does a mask that selects nothing ("every position is
+masked out"); without value checks (``kdlib.core.fit``'s later steps) NaN propagates to the loss (never 0) and a
+fully masked batch gives 0. The completion losses of notebook 06 live in ``kdlib.losses.completion`` and are
+re-exported here.
 """
 from __future__ import annotations
-
-from kdlib.losses.registry import register
 
 import math
 from dataclasses import dataclass
@@ -38,72 +45,70 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from kdlib.core.validate import check_temperature, values_checked
+from kdlib.core.validate import check_number, check_temperature
+from kdlib.losses import inputs
+from kdlib.losses.completion import completion_loss, multitask_loss, shift_for_next_token
+from kdlib.losses.registry import register
 
 __all__ = ["forward_kl", "reverse_kl", "generalized_jsd", "TopK", "topk_from_logits", "bucket_log_probs",
            "topk_loss", "topk_relative_error", "shift_for_next_token", "completion_loss",
            "multitask_loss"]
 
-
-def _check(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    if student_logits.shape != teacher_logits.shape:
-        raise ValueError(f"student_logits has shape {tuple(student_logits.shape)} but teacher_logits has shape "
-                         f"{tuple(teacher_logits.shape)}; they must match. A different last dimension means the "
-                         "vocabularies differ (see kdlib.lm.check_vocab)")
-    if mask is None:
-        return torch.ones(student_logits.shape[:-1], dtype=torch.bool, device=student_logits.device)
-    if mask.shape != student_logits.shape[:-1]:
-        raise ValueError(f"mask has shape {tuple(mask.shape)}, expected {tuple(student_logits.shape[:-1])} "
-                         "(one entry per token position)")
-    return mask.bool()
+KINDS = ("forward", "reverse", "jsd")
+LAYOUT = "(batch, length, vocab)"
 
 
-def _up(x: torch.Tensor) -> torch.Tensor:
-    """At least float32 (half-precision logits are upcast; float64 stays float64)."""
-    return x if x.dtype == torch.float64 else x.float()
+def _check(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask) -> torch.Tensor | None:
+    """The mask as bool (None when None) after the checks every token loss shares (module docstring)."""
+    inputs.tensor("student_logits", student_logits, min_dims=2, layout=LAYOUT)
+    inputs.tensor("teacher_logits", teacher_logits, min_dims=2, layout=LAYOUT)
+    inputs.pair("student_logits", student_logits, "teacher_logits", teacher_logits,
+                "A different last dimension means the vocabularies differ (see kdlib.lm.check_vocab)")
+    m = inputs.mask("mask", mask, student_logits.shape[:-1], student_logits.device, "token position")
+    inputs.some("mask", m)
+    return m
 
 
-def _masked_mean(per_token: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Mean of ``per_token`` over the positions where ``mask`` is set. An empty mask is a ValueError while value
-    checks are on; inside ``kdlib.core.fit`` it gives NaN, which the loop reports at its next logging point."""
-    n = mask.sum()
-    if values_checked() and int(n) == 0:
-        raise ValueError("the mask selects no token; nothing to average over")
-    return (per_token * mask).sum() / n
+def _hyper(kind: str, beta: float, scaled: bool = True) -> float:
+    inputs.choice("kind", kind, KINDS)
+    inputs.flag("scaled", scaled)
+    return check_number("beta", beta, 0.0, 1.0, hint="GKD's JSD weight: 0 is forward KL, 1 reverse KL")
 
 
 def _kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
-    """``sum_v p_v (log p_v - log q_v)`` per position; 0 * log 0 counts as 0."""
+    """``sum_v p_v (log p_v - log q_v)`` per position. A term with ``p_v == 0`` counts as 0 (0 log 0 = 0, also
+    where ``log p_v = -inf``); NaN propagates (``NaN == 0`` is False, where ``torch.where(p > 0, ...)`` turned
+    NaN into 0): a NaN logit makes its whole row of log-probabilities NaN, so a term with ``p_v > 0`` carries it.
+    Bit-identical to the old form on finite logits (``tests/test_lm_losses.py``)."""
     p = log_p.exp()
-    return torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum(-1)
+    return torch.where(p == 0, 0.0, p * (log_p - log_q)).sum(-1)
 
 
 def _divergence(log_p: torch.Tensor, log_q: torch.Tensor, kind: str, beta: float = 0.5, scaled: bool = True
                 ) -> torch.Tensor:
-    """Per-position divergence between teacher ``log_p`` and student ``log_q``."""
+    """Per-position divergence between teacher ``log_p`` and student ``log_q`` (``kind`` and ``beta`` checked)."""
     if kind == "forward":
         return _kl(log_p, log_q)
     if kind == "reverse":
         return _kl(log_q, log_p)
-    if kind != "jsd":
-        raise ValueError(f"kind must be 'forward', 'reverse' or 'jsd', got {kind!r}")
-    if not 0.0 <= beta <= 1.0:
-        raise ValueError(f"beta must lie in [0, 1], got {beta!r}")
-    if beta == 0.0:
-        return _kl(log_p, log_q) if scaled else torch.zeros(log_p.shape[:-1], device=log_p.device)
-    if beta == 1.0:
-        return _kl(log_q, log_p) if scaled else torch.zeros(log_p.shape[:-1], device=log_p.device)
+    if beta in (0.0, 1.0):  # the scaled end points are the KLs; the unscaled value is 0 there (NaN stays NaN)
+        kl = _kl(log_p, log_q) if beta == 0.0 else _kl(log_q, log_p)
+        return kl if scaled else torch.where(kl.isnan(), kl, torch.zeros_like(kl))
     log_m = torch.logsumexp(torch.stack([log_p + math.log(beta), log_q + math.log(1.0 - beta)]), dim=0)
     jsd = beta * _kl(log_p, log_m) + (1.0 - beta) * _kl(log_q, log_m)
     return jsd / (beta * (1.0 - beta)) if scaled else jsd
 
 
 def _token_loss(student_logits, teacher_logits, mask, T, kind, beta=0.5, scaled=True):
-    check_temperature(T)
-    mask = _check(student_logits, teacher_logits, mask)
-    log_q = F.log_softmax(_up(student_logits) / T, dim=-1)
-    log_p = F.log_softmax(_up(teacher_logits.detach()) / T, dim=-1)
-    return T * T * _masked_mean(_divergence(log_p, log_q, kind, beta, scaled), mask)
+    T = check_temperature(T)
+    beta = _hyper(kind, beta, scaled)
+    m = _check(student_logits, teacher_logits, mask)
+    student, teacher = inputs.keep(student_logits, m), inputs.keep(teacher_logits.detach(), m)
+    inputs.finite("student_logits", student)
+    inputs.finite("teacher_logits", teacher)
+    log_q = F.log_softmax(inputs.up(student) / T, dim=-1)
+    log_p = F.log_softmax(inputs.up(teacher) / T, dim=-1).to(log_q.dtype)
+    return T * T * inputs.masked_mean(_divergence(log_p, log_q, kind, beta, scaled), m)
 
 
 @register("forward_kl")
@@ -127,20 +132,6 @@ def generalized_jsd(student_logits: torch.Tensor, teacher_logits: torch.Tensor, 
     q student; divided by ``beta (1 - beta)`` when ``scaled`` so that beta = 0 gives forward KL and beta = 1
     reverse KL exactly. ``T^2`` times the mean over unmasked tokens."""
     return _token_loss(student_logits, teacher_logits, mask, T, "jsd", beta, scaled)
-
-
-def shift_for_next_token(logits: torch.Tensor, input_ids: torch.Tensor, mask: torch.Tensor | None = None
-                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-    """Align a causal LM's outputs with the tokens they predict: ``logits[:, :-1]`` (position t predicts token
-    t + 1), the targets ``input_ids[:, 1:]`` and the mask of the *target* tokens ``mask[:, 1:]`` (None when
-    ``mask`` is None). Notebooks 05-07.
-
-    The position-0 convention, shared by ``completion_loss`` and ``kdlib.lm.generate.completion_logprobs``:
-    token 0 has no earlier token to predict it, so it is never a target, and ``mask[:, 0]`` is **dropped**
-    (a 1 there changes nothing; a completion must follow at least one prompt token to be scored whole). The
-    last position's logits predict a token beyond the sequence and are dropped too. Nothing is read on the
-    host, so the shift is free inside a training step."""
-    return logits[:, :-1], input_ids[:, 1:], None if mask is None else mask[:, 1:]
 
 
 # ---------------------------------------------------------------- top-k teacher cache
@@ -170,23 +161,44 @@ class TopK:
 
 def topk_from_logits(teacher_logits: torch.Tensor, k: int, T: float = 1.0) -> TopK:
     """Keep the k largest teacher log-probabilities (at temperature T), their token ids (int32) and the log
-    tail mass ``log(1 - sum of the top k probabilities)``, computed stably from the logits left out."""
-    check_temperature(T)
-    if not 1 <= k < teacher_logits.shape[-1]:
-        raise ValueError(f"k must lie in [1, {teacher_logits.shape[-1] - 1}], got {k}")
+    tail mass ``log(1 - sum of the top k probabilities)``, computed stably from the logits left out.
+    ``1 <= k <= vocab - 1`` (the tail holds at least one token)."""
+    T = check_temperature(T)
+    inputs.tensor("teacher_logits", teacher_logits, layout="(..., vocab)")
+    k = inputs.whole("k", k, 1, teacher_logits.shape[-1] - 1,
+                     hint=f"the cache keeps k of the {teacher_logits.shape[-1]} tokens and one tail bucket for the "
+                          "rest")
+    inputs.finite("teacher_logits", teacher_logits)
     log_p = F.log_softmax(teacher_logits.detach().float() / T, dim=-1)
     values, indices = log_p.topk(k, dim=-1)
     rest = log_p.scatter(-1, indices, float("-inf"))
     return TopK(values, indices.to(torch.int32), torch.logsumexp(rest, dim=-1), T)
 
 
-def bucket_log_probs(student_logits: torch.Tensor, topk: TopK) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(teacher, student)`` log-probabilities over k + 1 buckets: the teacher's top-k tokens and the tail.
-    The student's tail is the exact log of its probability outside the teacher's top k.
+def _check_topk(student_logits: torch.Tensor, topk: TopK) -> None:
+    """Shapes, dtypes and devices of a student's logits and a top-k cache (metadata only)."""
+    if not isinstance(topk, TopK):
+        raise ValueError(f"topk must be a TopK cache (see topk_from_logits), got {type(topk).__name__}")
+    inputs.tensor("student_logits", student_logits, min_dims=2, layout=LAYOUT)
+    inputs.tensor("topk.log_probs", topk.log_probs, min_dims=2, layout="(batch, length, k)")
+    positions, vocab = student_logits.shape[:-1], student_logits.shape[-1]
+    if topk.log_probs.shape[:-1] != positions:
+        raise ValueError(f"student_logits has positions {tuple(positions)} but the top-k cache has "
+                         f"{tuple(topk.log_probs.shape[:-1])}; look the cache up for the same tokens")
+    if topk.k >= vocab:
+        raise ValueError(f"the top-k cache keeps k={topk.k} tokens but student_logits has a vocabulary of {vocab}; "
+                         "the cache was built for another vocabulary (k must be at most vocab - 1)")
+    inputs.same_device("topk.log_probs", topk.log_probs, student_logits.device)
+    inputs.ids("topk.indices", topk.indices, topk.log_probs.shape, student_logits.device)
+    inputs.tensor("topk.tail", topk.tail, min_dims=0)
+    if topk.tail.shape != positions:
+        raise ValueError(f"topk.tail has shape {tuple(topk.tail.shape)}, expected the positions {tuple(positions)} "
+                         "of topk.log_probs; build the cache with topk_from_logits")
+    inputs.same_device("topk.tail", topk.tail, student_logits.device)
+    check_temperature(topk.T)
 
-    One pass over the full vocabulary (the log-normaliser ``logsumexp(z / T)``); the k gathered log-probs and
-    the tail ``log(1 - sum_k q_k) = log(-expm1(logsumexp(log q_top)))`` cost O(k) per position, where a
-    ``log_softmax`` plus a masked ``logsumexp`` would walk the vocabulary twice more."""
+
+def _buckets(student_logits: torch.Tensor, topk: TopK) -> tuple[torch.Tensor, torch.Tensor]:
     z = student_logits.float() if topk.T == 1 else student_logits.float() / topk.T
     idx = topk.indices.long()
     student_top = z.gather(-1, idx) - torch.logsumexp(z, dim=-1, keepdim=True)
@@ -197,64 +209,46 @@ def bucket_log_probs(student_logits: torch.Tensor, topk: TopK) -> tuple[torch.Te
     return teacher, student
 
 
+def bucket_log_probs(student_logits: torch.Tensor, topk: TopK) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(teacher, student)`` log-probabilities over k + 1 buckets: the teacher's top-k tokens and the tail.
+    The student's tail is the exact log of its probability outside the teacher's top k.
+
+    One pass over the full vocabulary (the log-normaliser ``logsumexp(z / T)``); the k gathered log-probs and
+    the tail ``log(1 - sum_k q_k) = log(-expm1(logsumexp(log q_top)))`` cost O(k) per position, where a
+    ``log_softmax`` plus a masked ``logsumexp`` would walk the vocabulary twice more."""
+    _check_topk(student_logits, topk)
+    inputs.finite("student_logits", student_logits)
+    inputs.finite("topk.log_probs", topk.log_probs)
+    inputs.finite("topk.tail", topk.tail)
+    return _buckets(student_logits, topk)
+
+
 @register("topk")
 def topk_loss(student_logits: torch.Tensor, topk: TopK, mask: torch.Tensor | None = None, kind: str = "forward",
               beta: float = 0.5) -> torch.Tensor:
     """``forward`` / ``reverse`` KL or scaled ``jsd`` between the teacher's top-k + tail buckets and the
-    student's; ``T^2`` times the mean over unmasked tokens (T is the cache's)."""
-    if student_logits.shape[:-1] != topk.indices.shape[:-1]:
-        raise ValueError(f"student_logits has positions {tuple(student_logits.shape[:-1])} but the top-k cache "
-                         f"has {tuple(topk.indices.shape[:-1])}; look the cache up for the same tokens")
-    teacher, student = bucket_log_probs(student_logits, topk)
-    mask = _check(student, teacher, mask)
-    return topk.T ** 2 * _masked_mean(_divergence(teacher, student, kind, beta), mask)
+    student's; ``T^2`` times the mean over unmasked tokens (T is the cache's). Masked positions of the logits and
+    of the cache are set to 0 first; with value checks on, NaN or inf there and token ids outside the
+    vocabulary raise."""
+    beta = _hyper(kind, beta)
+    _check_topk(student_logits, topk)
+    m = inputs.mask("mask", mask, student_logits.shape[:-1], student_logits.device, "token position")
+    inputs.some("mask", m)
+    student = inputs.keep(student_logits, m)
+    cache = TopK(inputs.keep(topk.log_probs, m), inputs.keep(topk.indices, m), inputs.keep(topk.tail, m), topk.T)
+    inputs.finite("student_logits", student)
+    inputs.finite("topk.log_probs", cache.log_probs)
+    inputs.finite("topk.tail", cache.tail)
+    inputs.in_range("topk.indices", cache.indices, student.shape[-1])
+    teacher, student = _buckets(student, cache)
+    return topk.T ** 2 * inputs.masked_mean(_divergence(teacher, student, kind, beta), m)
 
 
 def topk_relative_error(student_logits: torch.Tensor, teacher_logits: torch.Tensor, k: int,
                         mask: torch.Tensor | None = None, kind: str = "forward", T: float = 1.0) -> float:
-    """``|loss(top-k + tail) - loss(full logits)| / loss(full logits)`` for these logits and this k."""
+    """``|loss(top-k + tail) - loss(full logits)| / loss(full logits)`` for these logits and this k (a host
+    read: an analysis tool, not for a training step)."""
     full = _token_loss(student_logits, teacher_logits, mask, T, kind)
-    approx = topk_loss(student_logits, topk_from_logits(teacher_logits, k, T), mask, kind)
-    return float((approx - full).abs() / full.clamp_min(1e-12))
-
-
-# ---------------------------------------------------------------- notebook 06: supervised completions
-@register("completion")
-def completion_loss(logits: torch.Tensor, input_ids: torch.Tensor, completion_mask: torch.Tensor) -> torch.Tensor:
-    """Next-token cross-entropy on completion tokens only, the **mean over completion tokens** of the batch:
-    ``-(1/N) sum_{t >= 1: completion_mask[t] = 1} log p(x_t | x_<t)`` (``N`` = number of such tokens).
-
-    ``logits`` ``(batch, length, vocab)`` from the model on ``input_ids`` ``(batch, length)``;
-    ``completion_mask`` is 1 on the tokens to learn (the answer or rationale and its end-of-sequence token)
-    and 0 on prompt and padding tokens, the convention of ``kdlib.lm.generate.Samples``. Prompt tokens are
-    never targets: the student learns to answer, not to write questions. Position 0 is never a target
-    either: its mask value is dropped by ``shift_for_next_token`` (as in ``kdlib.lm.generate.completion_logprobs``,
-    so ``completion_loss == -sum(completion_logprobs) / N`` on the same inputs). Notebook 06.
-    """
-    if logits.shape[:-1] != input_ids.shape or completion_mask.shape != input_ids.shape:
-        raise ValueError(f"logits {tuple(logits.shape)}, input_ids {tuple(input_ids.shape)} and completion_mask "
-                         f"{tuple(completion_mask.shape)} must agree on (batch, length)")
-    logits, targets, mask = shift_for_next_token(logits, input_ids, completion_mask)
-    per_token = F.cross_entropy(_up(logits).reshape(-1, logits.shape[-1]), targets.reshape(-1), reduction="none")
-    return _masked_mean(per_token.view_as(targets), mask.bool())
-
-
-@register("multitask")
-def multitask_loss(label_logits: torch.Tensor, label_ids: torch.Tensor, label_mask: torch.Tensor,
-                   rationale_logits: torch.Tensor, rationale_ids: torch.Tensor, rationale_mask: torch.Tensor,
-                   lam: float = 1.0) -> torch.Tensor:
-    """Distilling step-by-step's multi-task objective ``L = L_label + lam * L_rationale`` (Hsieh et al. 2023).
-
-    The same problems appear twice, with task prefixes: ``[label] question -> answer`` and
-    ``[rationale] question -> rationale``; each term is ``completion_loss`` on its own batch (mean over its
-    completion tokens). At inference the student is asked with the ``[label]`` prefix and answers without
-    writing a rationale. ``lam >= 0``; ``lam = 0`` is plain answer-only training. Notebook 06.
-    """
-    if not (lam >= 0 and math.isfinite(lam)):
-        raise ValueError(f"lam must be a finite number >= 0, got {lam}")
-    label = completion_loss(label_logits, label_ids, label_mask)
-    if lam == 0:
-        return label
-    return label + lam * completion_loss(rationale_logits, rationale_ids, rationale_mask)
-
-
+    m = inputs.mask("mask", mask, student_logits.shape[:-1], student_logits.device, "token position")
+    approx = topk_loss(student_logits, topk_from_logits(inputs.keep(teacher_logits, m), k, T), mask, kind)
+    return float(((approx - full).abs() / full.clamp_min(1e-12)).detach())
