@@ -408,3 +408,18 @@ def test_fingerprints_read_every_dtype_so_a_bfloat16_teacher_can_be_stamped():
     with torch.no_grad():
         same[0].bias.add_(1.0)
     assert fingerprint(model) != fingerprint(same)
+
+
+def test_atomic_writes_keep_the_permissions_of_an_ordinary_file(tmp_path):
+    import os
+    from kdlib.core.files import atomic_folder, atomic_write
+    mask = os.umask(0o022)
+    try:
+        with atomic_write(tmp_path / "a.bin") as handle:
+            handle.write(b"x")
+        with atomic_folder(tmp_path / "folder") as folder:
+            (folder / "f").write_text("y")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.bin").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "folder").stat().st_mode & 0o777 == 0o755

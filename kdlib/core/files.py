@@ -22,6 +22,18 @@ from pathlib import Path
 _NAME = re.compile(r"[A-Za-z0-9_.-]+")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _as_created(tmp: str, folder: bool = False) -> None:
+    """Give a temporary file (folder) the permissions ``open`` (``mkdir``) would have given it, 0o666 (0o777)
+    less the umask: mkstemp and mkdtemp make them private (0o600 / 0o700), which a shared cache must not be."""
+    os.chmod(tmp, (0o777 if folder else 0o666) & ~_umask())
+
+
 def sha256sum(path: Path, chunk: int = 1 << 20) -> str:
     """Hex sha256 of a file, read in chunks."""
     digest = hashlib.sha256()
@@ -75,6 +87,7 @@ def atomic_write(path: Path, mode: str = "wb"):
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
+        _as_created(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -91,6 +104,7 @@ def atomic_folder(path: Path):
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"))
     try:
         yield tmp
+        _as_created(str(tmp), folder=True)
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
