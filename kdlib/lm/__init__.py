@@ -3,7 +3,9 @@ steps for token KD, SFT and DPO. Notebooks 05-07 (and 08, 10-11).
 
 Modules: ``load`` (the offline SmolLM2 teacher or an own one: 05), ``students`` (students from the teacher's
 config, the vocabulary check: 05), ``small`` (a small tokenizer and Llama: 06-07), ``generate`` (sampling and
-sequence log-probs: 05-07), ``blocks`` (token blocks, the top-k cache, LM metrics: 05), ``steps`` (plain LM, top-k,
+sequence log-probs: 05-07), ``blocks`` (token blocks, the top-k cache, LM metrics: 05), ``storage`` (bytes per
+token against KL error of dense and top-k caches: 05), ``quality`` (a unigram baseline, the teacher's NLL of
+students' samples: 05), ``steps`` (plain LM, top-k,
 sequence-level and on-policy KD steps: 05), ``sft`` (SFT and multi-task steps, answering: 06-07), ``dpo`` (pairs
 and the DPO step: 07), ``toy`` (the bimodal toy of forward vs reverse KL: 05).
 """
@@ -12,6 +14,8 @@ from kdlib.lm.students import build_student, check_vocab, model_vocab_size
 from kdlib.lm.small import PIECE, SPECIAL_TOKENS, build_tokenizer, small_llama
 from kdlib.lm.generate import (Samples, pack_right, chat_prompts, generate, completion_logprobs, sequence_logprobs,
                                token_logprobs)
+from kdlib.lm.storage import storage_curve, smallest_k
+from kdlib.lm.quality import UnigramLM, teacher_nll_of_samples
 from kdlib.lm.blocks import TopKCache, token_blocks, cache_topk, evaluate_lms, tokens_per_second
 from kdlib.lm.steps import lm_step, topk_kd_step, sequence_kd_step, on_policy_kd_step
 from kdlib.lm.sft import SFTData, MultitaskData, sft_data, sft_step, multitask_step, answer, answer_cost
@@ -21,7 +25,7 @@ from kdlib.lm.toy import bimodal_teacher, gaussian_logits, fit_gaussian, draw_fi
 __all__ = ["LoadedLM", "load_teacher", "train_own_teacher", "build_student", "check_vocab", "model_vocab_size",
            "PIECE", "SPECIAL_TOKENS", "build_tokenizer", "small_llama", "Samples", "pack_right", "chat_prompts",
            "generate", "completion_logprobs", "sequence_logprobs", "token_logprobs", "TopKCache", "token_blocks",
-           "cache_topk", "evaluate_lms", "tokens_per_second", "lm_step", "topk_kd_step", "sequence_kd_step",
+           "cache_topk", "storage_curve", "smallest_k", "UnigramLM", "teacher_nll_of_samples", "evaluate_lms", "tokens_per_second", "lm_step", "topk_kd_step", "sequence_kd_step",
            "on_policy_kd_step",
            "SFTData", "MultitaskData", "sft_data", "sft_step", "multitask_step", "answer", "answer_cost",
            "PreferencePairs", "pair_logprobs", "rows_logprobs", "reference_logprobs", "dpo_step", "win_rate",

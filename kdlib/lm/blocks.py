@@ -99,10 +99,17 @@ class TopKCache(TopK):
 
 @torch.no_grad()
 def cache_topk(teacher, blocks: torch.Tensor, k: int, batch_size: int = 8, T: float = 1.0,
-               progress: bool = True) -> tuple[TopKCache, float]:
+               progress: bool = True, select=None) -> tuple[TopKCache, float]:
     """The teacher's top-k cache for next-token positions 0..L-2 of every block (a ``TopKCache`` stamped with
-    the teacher's and the blocks' fingerprints), and its tokens per second (the fingerprints not timed)."""
+    the teacher's and the blocks' fingerprints), and its tokens per second (the fingerprints not timed).
+
+    ``select``, when given, is a function ``select(teacher_logits, k) -> (top-k log-probs, ids, log tail mass)``
+    (notebook 05's learner-written ``topk_with_tail``, at T = 1) used in place of
+    ``kdlib.losses.tokens.topk_from_logits``, so the learner's function builds the cache the student trains on."""
     k, batch_size, T = _whole("k", k), _whole("batch_size", batch_size), check_temperature(T)
+    if select is not None and (not callable(select) or T != 1.0):
+        raise ValueError(f"select must be a function select(teacher_logits, k) and needs T=1, got {select!r:.60}, "
+                         f"T={T}")
     if not isinstance(blocks, torch.Tensor) or blocks.dim() != 2 or blocks.shape[0] < 1 or blocks.shape[1] < 2 \
             or blocks.is_floating_point():
         raise ValueError(f"blocks must be token ids of shape (n_blocks >= 1, block_size >= 2) (token_blocks' "
@@ -116,12 +123,24 @@ def cache_topk(teacher, blocks: torch.Tensor, k: int, batch_size: int = 8, T: fl
         start = time.perf_counter()
         for i in tqdm(range(0, len(blocks), batch_size), desc="teacher top-k", disable=not progress, leave=False):
             logits = teacher(input_ids=blocks[i:i + batch_size].to(device)).logits[:, :-1]
-            parts.append(topk_from_logits(logits, k, T).to("cpu"))
+            parts.append(topk_from_logits(logits, k, T).to("cpu") if select is None else _selected(select, logits, k))
     seconds = time.perf_counter() - start
     cache = TopKCache(torch.cat([p.log_probs for p in parts]), torch.cat([p.indices for p in parts]),
                       torch.cat([p.tail for p in parts]), T, fingerprint(teacher), fingerprint(blocks),
                       row_checksums(blocks.cpu()))
     return cache, blocks.numel() / seconds
+
+
+def _selected(select, logits: torch.Tensor, k: int) -> TopK:
+    """``select(logits, k)`` as a TopK on the CPU, or ValueError saying what the function returned."""
+    out = select(logits, k)
+    shape = (*logits.shape[:-1], k)
+    if not (isinstance(out, tuple) and len(out) == 3 and all(isinstance(t, torch.Tensor) for t in out)
+            and out[0].shape == shape and out[1].shape == shape and out[2].shape == logits.shape[:-1]):
+        raise ValueError(f"select(teacher_logits, k) must return (log-probs {shape}, ids {shape}, tail "
+                         f"{tuple(logits.shape[:-1])}), got {type(out).__name__}")
+    values, ids, tail = out
+    return TopK(values.detach().float().cpu(), ids.to(torch.int32).cpu(), tail.detach().float().cpu(), 1.0)
 
 
 @torch.no_grad()
