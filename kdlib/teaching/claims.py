@@ -30,9 +30,9 @@ CITED = {
     "04_transformer_compression": {"2019", "2020", "97%", "1.6", "96.8%", "9.4", "37", "384", "12", "22.7",
                                    "1536"},  # DistilBERT, TinyBERT, MiniLM model card, the tweets data set
     "05_llm_token_sequence_kd": {"2015", "2016", "2024", "196", "0.9999", "2,225", "2004", "2005", "576", "49",
-                                 "150"},  # papers, SmolLM2's card (hidden 576, 49,152 tokens), BBC News
+                                 "49,152", "150"},  # papers, SmolLM2's card (hidden 576, 49,152 tokens), BBC News
     "06_rationale_distillation": {"2023", "135", "170", "40"},  # papers, SmolLM2-135M, a throughput estimate
-    "07_preference_dpo": {"2022", "2023", "0.693", "-0.79", "0.79", "570", "70%"},  # papers, log 2, a worked example
+    "07_preference_dpo": {"2022", "2023", "2024", "0.693", "-0.79", "0.79", "570", "70%"},  # papers, log 2, an example
 }
 
 
