@@ -34,6 +34,7 @@ from kdlib.data.types import Split
 from kdlib.encoders.batches import TokenBatch
 from kdlib.encoders.cache import EncoderTeacherCache
 from kdlib.encoders.models import EncoderClassifier
+from kdlib.losses.layermap import check_mapping
 from kdlib.losses.logits import distillation_loss, kd_loss
 from kdlib.losses.transformer import attention_loss, embedding_loss, hidden_state_loss, minilm_relation_loss
 
@@ -94,18 +95,41 @@ def _on_device(batch, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bo
 
 def encoder_step(cache, mapping: dict[int, int] | None = None, T: float = 2.0, alpha: float = 0.5,
                  beta_hidden: float = 0.0, beta_attention: float = 0.0, beta_relation: float = 0.0,
-                 attention_kind: str = "kl"):
+                 attention_kind: str = "kl", attention_fn: Callable | None = None, unlabelled: bool = False):
     """A ``kdlib.core.fit`` step for a ``Distillable`` (or a plain ``EncoderClassifier`` when no projection is
     needed). ``cache`` is an ``EncoderTeacherCache`` (None only for labels only, ``alpha=1`` and no betas);
     ``mapping`` is the layer map {student layer: teacher layer} (1-based) for the hidden and attention terms.
+    ``attention_fn(student_map, teacher_map, mask)``, when given, is the attention term of one mapped layer
+    (maps (B, heads, L, L), ``mask`` (B, L) 0/1 int): the step adds ``beta_attention * sum_l attention_fn(A_S^l,
+    A_T^g(l), mask)`` instead of ``attention_loss(kind=attention_kind)``, so a learner's loss (notebook 04's
+    exercise, ``kdlib.losses.attention.attention_kl``) trains the student. ``unlabelled=True``: rows labelled -1
+    are teacher-labelled transfer data, and the prediction term is ``low_label_step``'s (hard term over the
+    labelled rows only, soft term over all).
     With ``TokenSplit`` data (batches cut on the data side) the step reads no tensor value on the host."""
     internal = beta_hidden or beta_attention or beta_relation
     if cache is None and (alpha < 1 or internal):
         raise ValueError("distillation signals need a teacher cache; only alpha=1 with no betas trains on labels only")
     if (beta_hidden or beta_attention) and not mapping:
         raise ValueError("beta_hidden and beta_attention need a layer map {student layer: teacher layer}")
+    if attention_fn is not None and not callable(attention_fn):
+        raise ValueError(f"attention_fn must be a function (student_map, teacher_map, mask) -> loss, got "
+                         f"{type(attention_fn).__name__}")
+    if attention_fn is not None and not beta_attention:
+        raise ValueError("attention_fn is the attention term; give it a weight beta_attention > 0")
+    if attention_fn is not None:
+        mapping = check_mapping(mapping)
 
+    if unlabelled:
+        T = check_temperature(T)
+        alpha = check_number("alpha", alpha, 0.0, 1.0, hint="alpha is the weight of the hard-label loss")
     teacher_logits = by_index(cache.logits) if cache is not None else None
+
+    def prediction(logits, idx, y):
+        if unlabelled:
+            return _mixed_loss(logits, None if alpha == 1 else teacher_logits(idx), y, T, alpha)
+        if alpha == 1:
+            return F.cross_entropy(logits, y)
+        return distillation_loss(logits, teacher_logits(idx), y, T=T, alpha=alpha)
 
     def step(model, batch, idx):
         x, y, trim = _on_device(batch, idx)
@@ -114,21 +138,22 @@ def encoder_step(cache, mapping: dict[int, int] | None = None, T: float = 2.0, a
         student = model.student if isinstance(model, Distillable) else model
         projections = model.projections if isinstance(model, Distillable) else None
         if not internal:
-            logits = student(x, trim=trim)
-            if alpha == 1:
-                return F.cross_entropy(logits, y)
-            return distillation_loss(logits, teacher_logits(idx), y, T=T, alpha=alpha)
+            return prediction(student(x, trim=trim), idx, y)
         n_layers = student.config.num_hidden_layers
         out = student.outputs(x, value_layers=(n_layers - 1,) if beta_relation else (), trim=trim)
         length = out.mask.shape[1]
-        loss = distillation_loss(out.logits, teacher_logits(idx), y, T=T, alpha=alpha)
+        loss = prediction(out.logits, idx, y)
         if beta_hidden:
             t_states = cache.hidden_states(idx, length)
             proj = projections
             loss = loss + beta_hidden * (
                 embedding_loss(out.hidden_states[0], t_states[0], None if proj is None else proj["0"], out.mask)
                 + hidden_state_loss(out.hidden_states, t_states, mapping, proj, out.mask))
-        if beta_attention:
+        if beta_attention and attention_fn is not None:
+            t_maps, mask01 = cache.attentions(idx, length), out.mask.long()
+            loss = loss + beta_attention * sum(attention_fn(out.attentions[s - 1], t_maps[t - 1], mask01)
+                                               for s, t in mapping.items())
+        elif beta_attention:
             loss = loss + beta_attention * attention_loss(out.attentions, cache.attentions(idx, length), mapping,
                                                           out.mask, kind=attention_kind)
         if beta_relation:
@@ -169,9 +194,17 @@ def low_label_step(teacher_logits, T: float, alpha: float):
         if encoder_cache is not None:
             encoder_cache.check_batch(idx, x)  # a stale cache raises (only while value checks are on)
         logits = model(x) if trim else model(x, trim=False)  # any classifier for a Split; an encoder otherwise
-        soft = kd_loss(logits, lookup(idx), T)
-        known = y >= 0
-        per_row = F.cross_entropy(logits, y.clamp(min=0), reduction="none")
-        hard = per_row.masked_fill(~known, 0.0).sum() / known.sum().clamp(min=1)
-        return alpha * hard + (1 - alpha) * soft
+        return _mixed_loss(logits, lookup(idx), y, T, alpha)
     return step
+
+
+def _mixed_loss(logits, teacher_logits, y, T: float, alpha: float):
+    """``low_label_step``'s loss on checked T and alpha: mean CE over the rows with y >= 0 (0 without any),
+    times alpha, plus ``(1 - alpha) * kd_loss`` over every row (skipped, and ``teacher_logits`` unused, at
+    alpha = 1). Tensor ops only: the labelled rows are a mask, not an index."""
+    known = y >= 0
+    per_row = F.cross_entropy(logits, y.clamp(min=0), reduction="none")
+    hard = per_row.masked_fill(~known, 0.0).sum() / known.sum().clamp(min=1)
+    if alpha == 1:
+        return hard
+    return alpha * hard + (1 - alpha) * kd_loss(logits, teacher_logits, T)

@@ -13,7 +13,7 @@ from kdlib.losses import inputs
 from kdlib.losses.layermap import check_mapping, check_sequence, padding_mask
 from kdlib.losses.registry import register
 
-__all__ = ["attention_loss", "value_relation", "minilm_relation_loss"]
+__all__ = ["attention_loss", "attention_kl", "attention_exercise_cases", "value_relation", "minilm_relation_loss"]
 
 _EPS = 1e-12
 STATES, MAPS = "(batch, length, hidden)", "(batch, heads, length, length)"
@@ -77,6 +77,35 @@ def attention_loss(student_attentions, teacher_attentions, mapping: dict[int, in
         total = total + _attention_distance(student_attentions[s - 1], teacher_attentions[t - 1], mask, kind,
                                             (f"student_attentions[{s - 1}]", f"teacher_attentions[{t - 1}]"))
     return total
+
+
+def attention_kl(student_attention: torch.Tensor, teacher_attention: torch.Tensor,
+                 mask: torch.Tensor | None = None) -> torch.Tensor:
+    """One layer of ``attention_loss(kind="kl")``, the attention term notebook 04 trains with (its exercise):
+    ``(1 / (heads * |Q|)) sum_{h, q in Q} sum_{k in K} A_T[h, q, k] * (log A_T[h, q, k] - log A_S[h, q, k])``
+    with Q and K the real (unpadded) positions of each sample, maps (B, heads, L, L), ``mask`` (B, L) 1 on real
+    tokens. A padded query or key never counts, whatever its row holds; logs of 0 are clamped at 1e-12."""
+    return _attention_distance(student_attention, teacher_attention, mask, "kl",
+                               ("student_attention", "teacher_attention"))
+
+
+def attention_exercise_cases() -> list[tuple]:
+    """Fixed cases ``(student_attention, teacher_attention, mask)`` for notebook 04's attention exercise: softmax
+    maps over the real keys of random scores, masks (0/1, one full row per batch) with padded queries, and
+    padded query rows filled with arbitrary rows (they must not count). Seeded; the same on every call."""
+    gen = torch.Generator().manual_seed(8)
+    cases = []
+    for b, heads, length in [(2, 3, 5), (3, 2, 6), (1, 4, 4), (2, 2, 7)]:
+        lengths = torch.randint(2, length + 1, (b,), generator=gen)
+        lengths[0] = length
+        mask = (torch.arange(length)[None, :] < lengths[:, None]).long()
+        keys = ~mask.bool()[:, None, None, :]
+        s = torch.randn(b, heads, length, length, generator=gen).masked_fill(keys, float("-inf")).softmax(-1)
+        t = torch.randn(b, heads, length, length, generator=gen).masked_fill(keys, float("-inf")).softmax(-1)
+        queries = ~mask.bool()[:, None, :, None]
+        s = torch.where(queries, torch.rand(b, heads, length, length, generator=gen), s)  # padded query rows
+        cases.append((s, t, mask))
+    return cases
 
 
 def _value_relation(values: torch.Tensor, n_heads: int, m: torch.Tensor, name: str) -> torch.Tensor:
