@@ -5,7 +5,7 @@ masked; answering a batch of questions and scoring the answers. Notebooks 06 and
   its end-of-sequence token, 0 on prompt and padding: the convention of ``kdlib.lm.generate.Samples``, so
   ``kdlib.lm.generate.sequence_logprobs`` scores it directly). Prompt and completion are tokenised *separately*
   and joined, so the prompt's tokens are exactly those the model sees at generation time.
-* ``sft_step`` and ``multitask_step(lam)`` (on ``MultitaskData``): step functions for ``kdlib.core.fit``.
+* ``sft_step`` and ``multitask_step(lam, loss)`` (on ``MultitaskData``): step functions for ``kdlib.core.fit``.
   ``SFTData.batch`` cuts each batch to its longest row on the CPU (the data side, like a DataLoader's
   collate), so short problems do not pay for long ones and the step itself reads nothing on the host.
 * ``answer(model, tokenizer, prompts)``: batched greedy (or sampled) completions through
@@ -104,16 +104,25 @@ def sft_step(model, batch, idx: torch.Tensor) -> torch.Tensor:
     return completion_loss(model(input_ids=ids).logits, ids, comp)
 
 
-def multitask_step(lam: float = 1.0):
-    """A ``kdlib.core.fit`` step on ``MultitaskData`` for Distilling step-by-step's multi-task student:
-    ``L_label + lam * L_rationale`` on the same problems (``kdlib.losses.tokens.multitask_loss``); lam is
-    checked here, once."""
+def multitask_step(lam: float = 1.0, loss=None):
+    """A ``kdlib.core.fit`` step on ``MultitaskData`` for Distilling step-by-step's multi-task student, on the
+    same problems (lam is checked here, once)::
+
+        L = L_label + lam * L_rationale   (each the next-token cross-entropy on its completion tokens)
+
+    computed by ``kdlib.losses.tokens.multitask_loss``, or by ``loss`` when given: a function with its
+    signature ``loss(label_logits, label_ids, label_mask, rationale_logits, rationale_ids, rationale_mask,
+    lam)``, such as notebook 06's learner-written ``multitask_loss``, so that the learner's function trains the
+    student and a wrong one shows in the results."""
     lam = check_number("lam", lam, low=0.0, hint="the weight of the rationale loss; 0 is answer-only training")
+    if loss is not None and not callable(loss):
+        raise ValueError(f"loss must be a function like kdlib.losses.tokens.multitask_loss, got {loss!r:.60}")
+    loss_fn = multitask_loss if loss is None else loss
 
     def step(model, batch, idx):
         (l_ids, _, l_comp), (r_ids, _, r_comp) = (_on_model(model, part) for part in batch)
-        return multitask_loss(model(input_ids=l_ids).logits, l_ids, l_comp, model(input_ids=r_ids).logits, r_ids,
-                              r_comp, lam)
+        return loss_fn(model(input_ids=l_ids).logits, l_ids, l_comp, model(input_ids=r_ids).logits, r_ids, r_comp,
+                       lam)
     return step
 
 

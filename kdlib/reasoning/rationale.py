@@ -29,7 +29,7 @@ from kdlib.reasoning.arithmetic import MAX_VALUE, Problem, apply_op
 
 __all__ = ["FORMATS", "ANSWER_PREFIX", "format_prompt", "format_completion", "format_example", "extract_answer",
            "verify_answers", "check_rationale", "majority_vote", "Kept", "filter_samples", "corrupt_rationale",
-           "EQUATION", "format_texts", "evaluate_answers", "split_rationale"]
+           "EQUATION", "format_texts", "evaluate_answers", "split_rationale", "constant_answer"]
 
 ANSWER_PREFIX = "Answer:"
 FORMATS = ("answer", "rationale", "label", "explain")
@@ -202,10 +202,26 @@ def corrupt_rationale(rationale: str, rng: random.Random) -> tuple[str, int] | N
 
 def evaluate_answers(texts: list[str], problems) -> dict:
     """Accuracy of the answers extracted from ``texts`` against the problems' gold answers: overall
-    (``accuracy``), by number of steps (``by_steps``, {steps: accuracy}) and ``n``."""
+    (``accuracy``), by number of steps (``by_steps``, {steps: accuracy}), ``n``, and ``right`` (1.0 or 0.0 per
+    problem, in order: what a paired comparison of two models on the same problems needs)."""
+    if len(texts) != len(problems):
+        raise ValueError(f"{len(texts)} texts but {len(problems)} problems")
     right = verify_answers(texts, [p.answer for p in problems])
     by_steps: dict[int, list[float]] = {}
     for r, p in zip(right.tolist(), problems):
         by_steps.setdefault(p.steps, []).append(r)
     return {"accuracy": float(right.mean()) if len(right) else float("nan"), "n": len(problems),
-            "by_steps": {s: sum(v) / len(v) for s, v in sorted(by_steps.items())}}
+            "by_steps": {s: sum(v) / len(v) for s, v in sorted(by_steps.items())}, "right": right.tolist()}
+
+
+def constant_answer(train_answers: list[int], problems) -> dict:
+    """The best constant answer, the floor a student must clear to show it learned more than the answers'
+    prior: ``c = argmax_a count(a in train_answers)`` (the answer most frequent among the answers the student
+    is trained on; ties go to the one seen first), scored on ``problems`` like ``evaluate_answers`` (accuracy
+    ``= (1/n) sum_i [gold_i == c]``, by steps, per problem), with ``answer`` = c. It is computed from the
+    training answers only, never from the evaluation split it is scored on. Notebook 06."""
+    answers = [a for a in train_answers if a is not None]
+    if not answers:
+        raise ValueError("train_answers is empty: a constant answer needs the training answers to count")
+    c = Counter(int(a) for a in answers).most_common(1)[0][0]
+    return dict(evaluate_answers([f"{ANSWER_PREFIX} {c}"] * len(problems), problems), answer=c)
