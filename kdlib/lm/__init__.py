@@ -19,7 +19,8 @@ from kdlib.lm.quality import UnigramLM, teacher_nll_of_samples
 from kdlib.lm.blocks import TopKCache, token_blocks, cache_topk, evaluate_lms, tokens_per_second
 from kdlib.lm.steps import lm_step, topk_kd_step, sequence_kd_step, on_policy_kd_step
 from kdlib.lm.sft import SFTData, MultitaskData, sft_data, sft_step, multitask_step, answer, answer_cost
-from kdlib.lm.dpo import PreferencePairs, pair_logprobs, rows_logprobs, reference_logprobs, dpo_step, win_rate
+from kdlib.lm.dpo import (PreferencePairs, pair_logprobs, rows_logprobs, reference_logprobs, dpo_step, item_wins,
+                         win_rate, win_rate_parts, best_on_grid, extend_grid)
 from kdlib.lm.toy import bimodal_teacher, gaussian_logits, fit_gaussian, draw_fits, jsd_explorer
 
 __all__ = ["LoadedLM", "load_teacher", "train_own_teacher", "build_student", "check_vocab", "model_vocab_size",
@@ -29,4 +30,5 @@ __all__ = ["LoadedLM", "load_teacher", "train_own_teacher", "build_student", "ch
            "on_policy_kd_step",
            "SFTData", "MultitaskData", "sft_data", "sft_step", "multitask_step", "answer", "answer_cost",
            "PreferencePairs", "pair_logprobs", "rows_logprobs", "reference_logprobs", "dpo_step", "win_rate",
+           "item_wins", "win_rate_parts", "best_on_grid", "extend_grid",
            "bimodal_teacher", "gaussian_logits", "fit_gaussian", "draw_fits", "jsd_explorer"]

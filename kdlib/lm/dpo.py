@@ -29,7 +29,8 @@ from kdlib.core.validate import check_number
 from kdlib.lm.generate import completion_logprobs
 from kdlib.losses.preference import dpo_loss
 
-__all__ = ["PreferencePairs", "pair_logprobs", "rows_logprobs", "reference_logprobs", "dpo_step", "win_rate"]
+__all__ = ["PreferencePairs", "pair_logprobs", "rows_logprobs", "reference_logprobs", "dpo_step", "item_wins",
+           "win_rate", "win_rate_parts", "best_on_grid", "extend_grid"]
 
 
 @dataclass
@@ -138,21 +139,81 @@ def dpo_step(ref_logps: torch.Tensor, beta: float):
     return step
 
 
-def win_rate(score_a, score_b) -> float:
-    """How often a judge prefers A over B: ``mean(1[a > b] + 0.5 * 1[a == b])`` over paired items (ties count
-    half). ``score_a[i]`` and ``score_b[i]`` are the judge's scores of A's and B's answers to item i: shape (n,),
-    or (n, m) lexicographic keys (column 0 decides, later columns break its ties;
-    ``kdlib.reasoning.judge.judge_keys``)."""
+def _judged(score_a, score_b) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both judges' scores as float64 (n, m) keys, or ValueError naming the arguments."""
     a, b = torch.as_tensor(score_a, dtype=torch.float64), torch.as_tensor(score_b, dtype=torch.float64)
     if a.shape != b.shape or a.numel() == 0 or a.dim() not in (1, 2):
         raise ValueError(f"score_a and score_b must have the same non-empty shape (n,) or (n, m), got "
                          f"{tuple(a.shape)} and {tuple(b.shape)}")
-    if a.dim() == 1:
-        a, b = a[:, None], b[:, None]
+    return (a[:, None], b[:, None]) if a.dim() == 1 else (a, b)
+
+
+def item_wins(score_a, score_b) -> torch.Tensor:
+    """Per item, 1.0 when a judge prefers A's answer, 0.0 when it prefers B's, 0.5 on a tie (float64, shape (n,)).
+    ``score_a[i]`` and ``score_b[i]`` are the judge's scores of A's and B's answers to item i: shape (n,), or
+    (n, m) lexicographic keys (column 0 decides, later columns break its ties; ``kdlib.reasoning.judge.judge_keys``).
+    Per-item scores let two judges' win rates be compared on the same items (``kdlib.core.stats.paired_bootstrap_se``)."""
+    a, b = _judged(score_a, score_b)
     result = torch.full((len(a),), 0.5, dtype=torch.float64)
     undecided = torch.ones(len(a), dtype=torch.bool)
     for col in range(a.shape[1]):
         result[undecided & (a[:, col] > b[:, col])] = 1.0
         result[undecided & (a[:, col] < b[:, col])] = 0.0
         undecided &= a[:, col] == b[:, col]
-    return float(result.mean())
+    return result
+
+
+def win_rate(score_a, score_b) -> float:
+    """How often a judge prefers A over B: ``mean(1[a > b] + 0.5 * 1[a == b])`` over paired items (ties count
+    half), the mean of ``item_wins``. ``score_a[i]`` and ``score_b[i]`` are the judge's scores of A's and B's
+    answers to item i: shape (n,), or (n, m) lexicographic keys (column 0 decides, later columns break its ties;
+    ``kdlib.reasoning.judge.judge_keys``)."""
+    return float(item_wins(score_a, score_b).mean())
+
+
+def win_rate_parts(score_a, score_b) -> list[dict]:
+    """Where a lexicographic judge's win rate comes from: one entry per key column ``c`` with the number of items
+    that column decides (``decided``: all earlier columns equal, this one not), A's ``wins`` and ``losses`` among
+    them, and their ``share`` of the win rate, ``(wins - losses) / (2 n)``; a last entry ``"tie"`` counts the items
+    no column decides. ``win_rate = 0.5 + sum of the shares``. Notebook 07: how much of the teacher's verdict, then
+    likelihood, win rate its verdicts decide and how much its likelihood tie-break does."""
+    a, b = _judged(score_a, score_b)
+    n, undecided, parts = len(a), torch.ones(len(a), dtype=torch.bool), []
+    for col in range(a.shape[1]):
+        wins, losses = int((undecided & (a[:, col] > b[:, col])).sum()), int((undecided & (a[:, col] < b[:, col])).sum())
+        parts.append({"column": col, "decided": wins + losses, "wins": wins, "losses": losses,
+                      "share": (wins - losses) / (2 * n)})
+        undecided &= a[:, col] == b[:, col]
+    parts.append({"column": "tie", "decided": int(undecided.sum()), "wins": 0, "losses": 0, "share": 0.0})
+    return parts
+
+
+def _scores(scores: dict) -> dict[float, float]:
+    if not isinstance(scores, dict) or not scores:
+        raise ValueError(f"scores must be a non-empty dict {{beta: score}}, got {scores!r:.80}")
+    out = {float(b): float(v) for b, v in scores.items()}
+    if any(b <= 0 for b in out) or not all(v == v for v in out.values()):
+        raise ValueError(f"scores must map positive betas to finite scores, got {out}")
+    return out
+
+
+def best_on_grid(scores: dict) -> float:
+    """The grid point with the largest validation score; among equal scores, the largest beta (the strongest
+    leash to the reference: the more conservative model). Notebook 07 chooses beta with it on dev problems."""
+    scores = _scores(scores)
+    return max(scores, key=lambda b: (scores[b], b))
+
+
+def extend_grid(scores: dict, factor: float = 3.0) -> float | None:
+    """The beta to add so that the grid brackets its best point: ``min / factor`` when ``best_on_grid`` is the
+    smallest beta, ``max * factor`` when it is the largest, None when a smaller and a larger beta surround it
+    (the optimum is bracketed); the new beta has 3 significant digits. A best point at the edge of a grid says only that the optimum may lie beyond
+    it; notebook 07 extends its beta grid until this returns None."""
+    scores = _scores(scores)
+    factor = check_number("factor", factor, low=1, low_open=True, hint="a grid step such as 3 (0.1, 0.3, 1, ...)")
+    best = best_on_grid(scores)
+    if best == min(scores):
+        return float(f"{best / factor:.3g}")  # 0.1 * 3 is 0.30000000000000004: keep 3 significant digits
+    if best == max(scores):
+        return float(f"{best * factor:.3g}")
+    return None

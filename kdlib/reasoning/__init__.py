@@ -12,12 +12,12 @@ from kdlib.reasoning.rationale import (FORMATS, ANSWER_PREFIX, format_prompt, fo
                                        filter_samples, corrupt_rationale, EQUATION, format_texts, evaluate_answers,
                                        split_rationale)
 from kdlib.reasoning.teacher import prepare_rationale_teacher, teacher_samples, TEACHER_RECIPE_KEYS
-from kdlib.reasoning.judge import (teacher_answers, completion_scores, verdicts, judge_keys, judged_pairs,
-                                   first_difference_step)
+from kdlib.reasoning.judge import (teacher_answers, completion_scores, verdicts, judge_keys, judge_samples,
+                                   judged_pairs, first_difference_step)
 
 __all__ = ["Problem", "NAMES", "OBJECTS", "STEPS", "OPS", "SPLITS", "arithmetic_splits", "is_heldout_template",
            "templates", "apply_op", "MAX_VALUE", "FORMATS", "ANSWER_PREFIX", "format_prompt", "format_completion",
            "format_example", "extract_answer", "verify_answers", "check_rationale", "majority_vote", "Kept",
            "filter_samples", "corrupt_rationale", "EQUATION", "format_texts", "evaluate_answers", "split_rationale",
            "prepare_rationale_teacher", "teacher_samples", "TEACHER_RECIPE_KEYS", "teacher_answers",
-           "completion_scores", "verdicts", "judge_keys", "judged_pairs", "first_difference_step"]
+           "completion_scores", "verdicts", "judge_keys", "judge_samples", "judged_pairs", "first_difference_step"]

@@ -23,7 +23,8 @@ from kdlib.lm.generate import completion_logprobs
 from kdlib.lm.sft import sft_data
 from kdlib.reasoning.rationale import extract_answer, majority_vote, verify_answers
 
-__all__ = ["teacher_answers", "completion_scores", "verdicts", "judge_keys", "judged_pairs", "first_difference_step"]
+__all__ = ["teacher_answers", "completion_scores", "verdicts", "judge_keys", "judge_samples", "judged_pairs",
+           "first_difference_step"]
 
 
 def teacher_answers(samples: list[list[str]]) -> list[int | None]:
@@ -71,6 +72,28 @@ def judge_keys(verified: torch.Tensor, loglik: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"verified and loglik must both have shape (n,), got {tuple(verified.shape)} and "
                          f"{tuple(loglik.shape)}")
     return torch.stack([verified.double(), loglik.double()], 1)
+
+
+def judge_samples(model, tokenizer, prompts: list[str], samples: list[list[str]], answers: list[int | None]
+                  ) -> torch.Tensor:
+    """The judge's keys (n * k, 2) of ``samples`` (k completions of each of the n ``prompts``, problem by
+    problem), as ``judged_pairs`` reads them: ``[verified, log p_model(y | x)]`` with ``verified`` against
+    ``answers[i]`` (the judge's answer to problem i). The log-likelihood only breaks ties *within* a problem
+    that has both a verified and an unverified sample, so it is computed for those problems only; the other
+    rows get 0 there (``judged_pairs`` never reads them). Notebook 07: on a weak student most problems give no
+    pair, and skipping their forward passes is most of the judging time."""
+    k = len(samples[0]) if samples else 0
+    if len(prompts) != len(samples) or len(answers) != len(samples) or any(len(s) != k for s in samples) or not k:
+        raise ValueError(f"need one answer and k >= 1 samples per prompt: {len(prompts)} prompts, {len(answers)} "
+                         f"answers, sample counts {sorted({len(s) for s in samples})}")
+    flat = [t for texts in samples for t in texts]
+    verified = verdicts(flat, [a for a in answers for _ in range(k)])
+    mixed = (verified.view(-1, k).sum(1) > 0) & (verified.view(-1, k).sum(1) < k)
+    rows = [i * k + j for i in mixed.nonzero().flatten().tolist() for j in range(k)]
+    loglik = torch.zeros(len(flat))
+    if rows:
+        loglik[rows] = completion_scores(model, tokenizer, [prompts[r // k] for r in rows], [flat[r] for r in rows])
+    return judge_keys(verified, loglik)
 
 
 def first_difference_step(chosen: list[int], rejected: list[int], step_end: int) -> tuple[list[int], list[int]]:
