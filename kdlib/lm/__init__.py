@@ -7,7 +7,8 @@ sequence log-probs: 05-07), ``blocks`` (token blocks, the top-k cache, LM metric
 token against KL error of dense and top-k caches: 05), ``quality`` (a unigram baseline, the teacher's NLL of
 students' samples: 05), ``steps`` (plain LM, top-k,
 sequence-level and on-policy KD steps: 05), ``sft`` (SFT and multi-task steps, answering: 06-07), ``dpo`` (pairs
-and the DPO step: 07), ``toy`` (the bimodal toy of forward vs reverse KL: 05).
+and the DPO step: 07), ``toy`` (the bimodal toy of forward vs reverse KL: 05), ``vocab`` (teacher and student
+with different vocabularies: the decision tree, padded rows, shared tokens, aligning two tokenisations: 05).
 """
 from kdlib.lm.load import LoadedLM, load_teacher, train_own_teacher
 from kdlib.lm.students import build_student, check_vocab, model_vocab_size
@@ -22,6 +23,9 @@ from kdlib.lm.sft import SFTData, MultitaskData, sft_data, sft_step, multitask_s
 from kdlib.lm.dpo import (PreferencePairs, pair_logprobs, rows_logprobs, reference_logprobs, dpo_step, item_wins,
                          win_rate, win_rate_parts, best_on_grid, extend_grid)
 from kdlib.lm.toy import bimodal_teacher, gaussian_logits, fit_gaussian, draw_fits, jsd_explorer
+from kdlib.lm.vocab import (padding_mass, truncate_padded, shared_vocab, bucket_logprobs, shared_vocab_mass,
+                            shared_topk, check_vocab_map, Alignment, align_tokens, align_tokenizers, VocabCase,
+                            vocab_case, describe_case)
 
 __all__ = ["LoadedLM", "load_teacher", "train_own_teacher", "build_student", "check_vocab", "model_vocab_size",
            "PIECE", "SPECIAL_TOKENS", "build_tokenizer", "small_llama", "Samples", "pack_right", "chat_prompts",
@@ -31,4 +35,7 @@ __all__ = ["LoadedLM", "load_teacher", "train_own_teacher", "build_student", "ch
            "SFTData", "MultitaskData", "sft_data", "sft_step", "multitask_step", "answer", "answer_cost",
            "PreferencePairs", "pair_logprobs", "rows_logprobs", "reference_logprobs", "dpo_step", "win_rate",
            "item_wins", "win_rate_parts", "best_on_grid", "extend_grid",
-           "bimodal_teacher", "gaussian_logits", "fit_gaussian", "draw_fits", "jsd_explorer"]
+           "bimodal_teacher", "gaussian_logits", "fit_gaussian", "draw_fits", "jsd_explorer",
+           "padding_mass", "truncate_padded", "shared_vocab", "bucket_logprobs", "shared_vocab_mass", "shared_topk",
+           "check_vocab_map", "Alignment", "align_tokens", "align_tokenizers", "VocabCase", "vocab_case",
+           "describe_case"]
