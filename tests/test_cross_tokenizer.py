@@ -1,6 +1,8 @@
 """Distilling across tokenizers (issue 20): the decision tree on hand-made tokenizers, padded rows, shared tokens with
 a tail bucket, vocab maps, aligning two tokenisations by character, and the ULD loss. Notebook 05 (cross-tokenizer
-section). Tiny in-memory tokenizers and random tensors only: no model is loaded."""
+section). Tiny in-memory tokenizers and random tensors only: no model is loaded. The end of the file tests
+``kdlib.lm.cross`` (notebook 05b: aligned blocks, the cached ULD, re-tokenised teacher text, metrics across
+tokenizers)."""
 from __future__ import annotations
 
 import math
@@ -10,6 +12,7 @@ import torch
 from hypothesis import given, settings, strategies as st
 
 from kdlib.core.validate import value_checks
+from kdlib.lm import cross as C
 from kdlib.lm import vocab as V
 from kdlib.losses import kd_loss, topk_loss
 from kdlib.losses.uld import sorted_probs, uld_exercise_cases, uld_loss
@@ -302,3 +305,159 @@ def test_uld_property_sorted_l1_in_range_and_permutation_invariant(v_s, v_t, n, 
     assert loss == pytest.approx(ref, abs=1e-9) and -1e-12 <= loss <= 2 + 1e-12
     perm_s, perm_t = torch.randperm(v_s, generator=g), torch.randperm(v_t, generator=g)
     assert float(uld_loss(s[:, perm_s], t[:, perm_t], T=T)) == pytest.approx(loss, abs=1e-9)
+
+
+# ---------------------------------------------------------------- kdlib.lm.cross: training across tokenizers (05b)
+TEXTS = ["the cat sat on the mat and the dog ran far from home", "a dog sat on a mat far from the cat"]
+
+
+def test_bpe_tokenizer_is_lossless_and_refuses_bad_input():
+    tok = C.bpe_tokenizer(TEXTS * 5, vocab_size=300)
+    assert tok.eos_token == tok.pad_token == "<|endoftext|>" and len(tok) <= 300
+    text = "the cat sat, £5 café"  # unseen bytes still round-trip
+    assert tok.decode(tok(text, add_special_tokens=False)["input_ids"]) == text
+    with pytest.raises(ValueError, match="vocab_size must be"):
+        C.bpe_tokenizer(TEXTS, vocab_size=100)
+    with pytest.raises(ValueError, match="non-empty list of strings"):
+        C.bpe_tokenizer([], vocab_size=300)
+
+
+def test_aligned_blocks_windows_and_alignment(toks):
+    blocks = C.aligned_blocks(toks["word"], toks["char"], TEXTS, block=8)
+    n_chars = [len(t) // 8 for t in TEXTS]
+    assert len(blocks) == sum(n_chars) and blocks.student_ids.shape == (sum(n_chars), 8)
+    assert blocks.teacher_index.shape == blocks.exact.shape == blocks.ends.shape == (len(blocks), 8)
+    for i, text in enumerate(blocks.texts):  # each window's characters, read by both
+        assert len(text) == 8 and int(blocks.ends[i, -1]) == 8
+        assert text in TEXTS[0] or text in TEXTS[1]
+        words = text.split()
+        assert int(blocks.teacher_lengths[i]) == len(words)
+    # a character student is exact where a word of the teacher ends
+    text, exact = blocks.texts[0], blocks.exact[0]
+    assert [j for j in range(8) if exact[j]] == [j for j in range(8) if text[j] != " " and
+                                                 (j == 7 or text[j + 1] == " ")]
+    assert blocks.prompts(3) == [t[:3] for t in blocks.texts]
+    assert len(C.aligned_blocks(toks["word"], toks["char"], TEXTS, block=8, max_tokens=16)) == 2
+    with pytest.raises(ValueError, match="no text holds 100 student tokens"):
+        C.aligned_blocks(toks["word"], toks["char"], TEXTS, block=100)
+
+
+def test_rank_buckets_sorted_sum_to_one_and_differentiable():
+    g = torch.Generator().manual_seed(9)
+    x = torch.randn(2, 3, 10, generator=g, requires_grad=True)
+    b = C.rank_buckets(x, 4)
+    assert b.shape == (2, 3, 5)
+    torch.testing.assert_close(b.exp().sum(-1), torch.ones(2, 3))
+    p = torch.softmax(x, -1).sort(-1, descending=True).values
+    torch.testing.assert_close(b[..., :4].exp(), p[..., :4])
+    b.sum().backward()
+    assert x.grad is not None and torch.isfinite(x.grad).all()
+    with pytest.raises(ValueError, match="k must be a whole number"):
+        C.rank_buckets(x, 10)
+
+
+def test_uld_topk_is_exact_without_tails_and_a_lower_bound_otherwise():
+    # both distributions put (almost) no mass beyond the top k: ULD_k is the exact ULD
+    peaked = torch.full((1, 10), -50.0)
+    peaked[0, :3] = torch.tensor([3.0, 2.0, 1.0])
+    other = torch.full((1, 12), -50.0)
+    other[0, 5:8] = torch.tensor([1.0, 2.5, 0.0])
+    torch.testing.assert_close(C.uld_topk(C.rank_buckets(peaked, 4), C.rank_buckets(other, 4)),
+                               uld_loss(peaked, other), atol=1e-6, rtol=1e-5)
+    # hand-computed: [.5 .3 | .2] against [.6 .2 | .2] -> .1 + .1 + 0
+    s, t = torch.tensor([0.5, 0.3, 0.2]).log(), torch.tensor([0.6, 0.2, 0.1, 0.1]).log()
+    assert float(C.uld_topk(C.rank_buckets(s, 2), C.rank_buckets(t, 2))) == pytest.approx(0.2, abs=1e-6)
+    g = torch.Generator().manual_seed(11)
+    for _ in range(20):
+        s, t = torch.randn(3, 4, 9, generator=g) * 2, torch.randn(3, 4, 15, generator=g) * 2
+        mask = torch.rand(3, 4, generator=g) > 0.3
+        mask[0, 0] = True
+        for k in (1, 3, 8):
+            assert float(C.uld_topk(C.rank_buckets(s, k), C.rank_buckets(t, k), mask)) <= \
+                float(uld_loss(s, t, mask)) + 1e-6
+    student = torch.randn(2, 3, 9, generator=g, requires_grad=True)
+    teacher = C.rank_buckets(torch.randn(2, 3, 15, generator=g), 3).requires_grad_(True)
+    C.uld_topk(C.rank_buckets(student, 3), teacher).backward()
+    assert student.grad.abs().sum() > 0 and teacher.grad is None
+    with pytest.raises(ValueError, match="same k"):
+        C.uld_topk(C.rank_buckets(student, 3), C.rank_buckets(student, 4))
+
+
+class _Lookup(torch.nn.Module):
+    """A 'causal LM' whose logits at each position are a learned row per input token."""
+
+    def __init__(self, vocab):
+        super().__init__()
+        self.table = torch.nn.Parameter(torch.randn(vocab, vocab, generator=torch.Generator().manual_seed(0)))
+
+    def forward(self, input_ids, **kw):
+        from types import SimpleNamespace
+        return SimpleNamespace(logits=self.table[input_ids])
+
+
+def test_uld_cache_and_step(toks):
+    blocks = C.aligned_blocks(toks["word"], toks["char"], TEXTS, block=8)
+    teacher, student = _Lookup(len(toks["word"])), _Lookup(len(toks["char"]))
+    cache = C.uld_cache(teacher, blocks, k=3, batch_size=2, progress=False)
+    assert cache.log_probs.shape == (len(blocks), 7, 4) and torch.equal(cache.mask, blocks.exact[:, :-1])
+    # row 0, first exact position: the teacher's buckets at its aligned position
+    j = int(blocks.exact[0, :-1].nonzero()[0])
+    want = C.rank_buckets(teacher(blocks.teacher_ids[:1]).logits[0, int(blocks.teacher_index[0, j])], 3)
+    torch.testing.assert_close(cache.log_probs[0, j], want.detach())
+    step = C.uld_step(cache, weight=0.5)
+    idx = torch.tensor([0, 2])
+    with value_checks(True):
+        loss, terms = step(student, blocks.student_ids[idx], idx)
+        torch.testing.assert_close(loss, terms["ce"] + 0.5 * terms["uld"])
+        loss.backward()
+        assert student.table.grad.abs().sum() > 0
+        with pytest.raises(ValueError, match="not the rows the ULD cache was built for"):
+            step(student, blocks.student_ids[idx], idx + 1)
+    mine = C.uld_step(cache, loss=lambda s, t, m: uld_loss(s, t, m) * 0)
+    assert float(mine(student, blocks.student_ids[idx], idx)[1]["uld"].detach()) == 0.0
+    with pytest.raises(ValueError, match="weight must be"):
+        C.uld_step(cache, weight=-1.0)
+    with pytest.raises(ValueError, match="ULDCache"):
+        C.uld_step("cache")
+
+
+def test_retokenize_masks_the_prompt_and_prepends_true_rows(toks):
+    from kdlib.lm.steps import sequence_kd_step
+    tok = toks["char"]
+    samples = C.retokenize(tok, ["the ca", "a d"], ["t sat", "og ran far"], length=8,
+                           true_rows=torch.arange(8).repeat(2, 1))
+    assert samples.input_ids.shape == (4, 8)
+    assert samples.completion_mask[:2].all() and samples.attention_mask[:2].all()
+    assert samples.completion_mask[2].tolist() == [0] * 6 + [1, 1]
+    assert samples.completion_mask[3].tolist() == [0] * 3 + [1] * 5  # cut at length 8
+    assert samples.input_ids[2].tolist() == tok("the cat ", add_special_tokens=False)["input_ids"]
+    step = sequence_kd_step(samples)  # accepted: right-padded, with completion tokens
+    assert torch.isfinite(step(_Lookup(len(tok)), samples.input_ids[:3], torch.arange(3)))
+    with pytest.raises(ValueError, match="one completion per prompt"):
+        C.retokenize(tok, ["a"], [], length=8)
+    with pytest.raises(ValueError, match=r"true_rows must have shape \(m, 8\)"):
+        C.retokenize(tok, ["a"], ["b"], length=8, true_rows=torch.zeros(2, 5, dtype=torch.long))
+
+
+def test_perplexity_and_text_agreement():
+    model = _Lookup(5)
+    with torch.no_grad():
+        model.table.zero_()
+    assert C.perplexity(model, torch.randint(0, 5, (3, 6)), batch_size=2) == pytest.approx(5.0)
+    assert C.text_agreement(["a b c d"], ["a b c d e"]) == 1.0
+    assert C.text_agreement(["a b c d", "x y"], ["a z c", "q y"], words=4) == pytest.approx((2 / 4 + 1 / 2) / 2)
+    assert C.text_agreement(["a b c d"], ["a b x d"], words=2) == 1.0
+    with pytest.raises(ValueError, match="one text per reference"):
+        C.text_agreement(["a"], [])
+
+
+def test_align_exercise_matches_align_tokens():
+    cases = C.align_exercise_cases()
+    assert len(cases) >= 5
+    got = [C.align_exercise(*c) for c in cases]
+    index, exact = got[0]
+    assert index.tolist() == [-1, -1, 0, 0, 1, 1, 2] and exact.tolist() == [False, False, True, False, True, False,
+                                                                               True]
+    assert got[3][1].all() and got[3][0].tolist() == [0, 1, 2]  # identical tokenisations: all exact
+    assert got[4][0].tolist() == [2, 3] and got[4][1].all()  # a coarser student
+    assert all(i.dtype == torch.long and e.dtype == torch.bool for i, e in got)

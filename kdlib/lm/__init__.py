@@ -8,7 +8,9 @@ token against KL error of dense and top-k caches: 05), ``quality`` (a unigram ba
 students' samples: 05), ``steps`` (plain LM, top-k,
 sequence-level and on-policy KD steps: 05), ``sft`` (SFT and multi-task steps, answering: 06-07), ``dpo`` (pairs
 and the DPO step: 07), ``toy`` (the bimodal toy of forward vs reverse KL: 05), ``vocab`` (teacher and student
-with different vocabularies: the decision tree, padded rows, shared tokens, aligning two tokenisations: 05).
+with different vocabularies: the decision tree, padded rows, shared tokens, aligning two tokenisations: 05b),
+``cross`` (a student with its own tokenizer: aligned blocks, the ULD cache and step, re-tokenised teacher text:
+05b).
 """
 from kdlib.lm.load import LoadedLM, load_teacher, train_own_teacher
 from kdlib.lm.students import build_student, check_vocab, model_vocab_size
@@ -30,7 +32,8 @@ from kdlib.lm.vocab import (padding_mass, truncate_padded, shared_vocab, bucket_
 __all__ = ["LoadedLM", "load_teacher", "train_own_teacher", "build_student", "check_vocab", "model_vocab_size",
            "PIECE", "SPECIAL_TOKENS", "build_tokenizer", "small_llama", "Samples", "pack_right", "chat_prompts",
            "generate", "completion_logprobs", "sequence_logprobs", "token_logprobs", "TopKCache", "token_blocks",
-           "cache_topk", "storage_curve", "smallest_k", "UnigramLM", "teacher_nll_of_samples", "evaluate_lms", "tokens_per_second", "lm_step", "topk_kd_step", "sequence_kd_step",
+           "cache_topk", "storage_curve", "smallest_k", "UnigramLM", "teacher_nll_of_samples", "evaluate_lms",
+           "tokens_per_second", "lm_step", "topk_kd_step", "sequence_kd_step",
            "on_policy_kd_step",
            "SFTData", "MultitaskData", "sft_data", "sft_step", "multitask_step", "answer", "answer_cost",
            "PreferencePairs", "pair_logprobs", "rows_logprobs", "reference_logprobs", "dpo_step", "win_rate",

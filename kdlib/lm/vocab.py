@@ -1,5 +1,5 @@
-"""Teacher and student with different vocabularies: which case applies, and the tools each case needs. Notebook 05
-(cross-tokenizer section). ``kdlib.lm.students.check_vocab`` refuses a mismatch; this module says what to do next.
+"""Teacher and student with different vocabularies: which case applies, and the tools each case needs. Notebook
+05b. ``kdlib.lm.students.check_vocab`` refuses a mismatch; this module says what to do next.
 
 The decision tree (``vocab_case``, drawn by ``describe_case``): same token-to-id table and the same number of
 embedding rows: **identical** (KD on the full logits). Same table, different rows (an embedding matrix padded to a
@@ -54,7 +54,7 @@ def padding_mass(teacher_logits: torch.Tensor, n_shared: int, mask: torch.Tensor
                  T: float = 1.0) -> float:
     """Mean over (unmasked) positions of ``sum_{v >= n_shared} softmax(teacher / T)_v``: the probability the
     teacher puts on the padded rows of its embedding matrix (ids no tokenizer produces; ~0 for a trained model).
-    Notebook 05 (cross-tokenizer section) measures it for the padded SmolLM2 teacher."""
+    Notebook 05b measures it for the padded SmolLM2 teacher."""
     return _mean(_padded(teacher_logits, n_shared, T), mask)
 
 
@@ -62,7 +62,7 @@ def truncate_padded(teacher_logits: torch.Tensor, n_shared: int, tol: float = 1e
     """``teacher_logits[..., :n_shared]``: the logits of the real tokens, renormalised by the next softmax (a KD
     loss changes by about the padded mass). Refused (ValueError naming the mass and ``tol``) when at some position
     the padded mass ``sum_{v >= n_shared} p_v`` exceeds ``tol``: those rows are not padding, and dropping them
-    would change the teacher. Notebook 05 (cross-tokenizer section)."""
+    would change the teacher. Notebook 05b."""
     tol = check_number("tol", tol, 0.0, 1.0, hint="the largest padded probability mass that may be dropped")
     per_position = _padded(teacher_logits, n_shared, T)
     worst = float(per_position.max())
@@ -86,7 +86,7 @@ def shared_vocab(teacher_tokenizer, student_tokenizer) -> tuple[torch.Tensor, to
     """The token strings both vocabularies hold (``get_vocab()`` keys compared verbatim, so byte-level BPE's
     ``"Ġthe"`` and SentencePiece's ``"▁the"`` differ) as two aligned LongTensors ``(teacher_ids, student_ids)``,
     in the teacher's id order: ``teacher_ids[i]`` and ``student_ids[i]`` are one string. ValueError when no token
-    is shared. Notebook 05 (cross-tokenizer section)."""
+    is shared. Notebook 05b."""
     tv, sv = _vocab("teacher_tokenizer", teacher_tokenizer), _vocab("student_tokenizer", student_tokenizer)
     shared = sorted(tv.keys() & sv.keys(), key=tv.__getitem__)
     if not shared:
@@ -114,7 +114,7 @@ def bucket_logprobs(teacher_logits: torch.Tensor, teacher_ids: torch.Tensor, T: 
     """Teacher log-probabilities over ``n + 1`` buckets, ``(..., n + 1)``: ``log p_v`` for the n shared ids
     ``teacher_ids`` (in their order), then ``log sum_{v not shared} p_v`` ("everything else", clamped at the
     float32 ``log(tiny)`` when no mass is left), ``p = softmax(teacher / T)``. The exponentials sum to 1: the
-    top-k cache's tail bucket on a shared vocabulary. Notebook 05 (cross-tokenizer section)."""
+    top-k cache's tail bucket on a shared vocabulary. Notebook 05b."""
     log_p = _log_probs(teacher_logits, T)
     ids = _ids("teacher_ids", teacher_ids, log_p.shape[-1]).to(log_p.device)
     tail = torch.logsumexp(log_p.index_fill(-1, ids, float("-inf")), -1, keepdim=True)
@@ -124,8 +124,7 @@ def bucket_logprobs(teacher_logits: torch.Tensor, teacher_ids: torch.Tensor, T: 
 def shared_vocab_mass(teacher_logits: torch.Tensor, teacher_ids: torch.Tensor, mask: torch.Tensor | None = None,
                       T: float = 1.0) -> float:
     """Mean over (unmasked) positions of ``sum_{v in teacher_ids} softmax(teacher / T)_v``: the share of the
-    teacher's probability a shared-vocabulary loss can match token by token (1 minus the tail bucket). Notebook 05
-    (cross-tokenizer section)."""
+    teacher's probability a shared-vocabulary loss can match token by token (1 minus the tail bucket). Notebook 05b."""
     log_p = _log_probs(teacher_logits, T)
     ids = _ids("teacher_ids", teacher_ids, log_p.shape[-1]).to(log_p.device)
     return _mean(torch.logsumexp(log_p[..., ids], -1).exp(), mask)
@@ -136,8 +135,7 @@ def shared_topk(teacher_logits: torch.Tensor, teacher_ids: torch.Tensor, student
     """``bucket_logprobs`` packed as a ``TopK`` cache whose indices are the *student's* ids of the shared tokens,
     so ``kdlib.losses.topk_loss(student_logits, cache)`` is ``T^2 * KL`` over the shared tokens plus one tail
     bucket (the student's tail: its mass outside the shared tokens). The student needs a token outside the
-    shared set (``len(student_ids) < n_student``), else it has no tail to match. Notebook 05 (cross-tokenizer
-    section)."""
+    shared set (``len(student_ids) < n_student``), else it has no tail to match. Notebook 05b."""
     buckets = bucket_logprobs(teacher_logits, teacher_ids, T)
     n_student = inputs.whole("n_student", n_student, 1)
     student_ids = _ids("student_ids", student_ids, n_student, "the student's vocabulary")
@@ -156,7 +154,7 @@ def check_vocab_map(vocab_map: torch.Tensor, n_student: int, n_teacher: int) -> 
     """``vocab_map`` (LongTensor ``(n_student,)``: for each student id, the teacher id of the same token, used as
     ``teacher_logits[..., vocab_map]``) unchanged, or ValueError naming the offending student ids: wrong shape or
     dtype, a teacher id outside ``[0, n_teacher)``, or two student ids on one teacher id (not injective: that
-    token's mass would count twice). Notebook 05 (cross-tokenizer section)."""
+    token's mass would count twice). Notebook 05b."""
     if not isinstance(vocab_map, torch.Tensor) or vocab_map.dtype in FLOATISH:
         raise ValueError(f"vocab_map must be an integer torch.Tensor (torch.long), got "
                          f"{getattr(vocab_map, 'dtype', type(vocab_map).__name__)}")
@@ -206,7 +204,7 @@ def align_tokens(text: str, teacher_offsets, student_offsets) -> Alignment:
     positions teacher and student have read the same text and predict the same continuation, which ULD compares:
     ``uld_loss(student_logits, teacher_logits[teacher_index.clamp_min(0)], mask=exact)``. Offsets are (start, end) pairs
     (``return_offsets_mapping=True``); tokenisations that cover different text (one ends past or before the
-    other, beyond whitespace) raise. Notebook 05 (cross-tokenizer section) has it written as an exercise."""
+    other, beyond whitespace) raise. Notebook 05b has it written as an exercise."""
     if not isinstance(text, str) or not text:
         raise ValueError(f"text must be a non-empty string, got {text!r:.80}")
     t_spans = _spans("teacher_offsets", teacher_offsets, text)
@@ -225,8 +223,7 @@ def align_tokens(text: str, teacher_offsets, student_offsets) -> Alignment:
 def align_tokenizers(teacher_tokenizer, student_tokenizer, text: str, student_text: str | None = None) -> Alignment:
     """Tokenise ``text`` with both (fast) tokenizers, without special tokens, and ``align_tokens`` the results;
     the ids come back in the ``Alignment``. ``student_text``, when given, must equal ``text`` (a teacher generation
-    re-tokenised for the student): a difference raises naming its first character. Notebook 05 (cross-tokenizer
-    section)."""
+    re-tokenised for the student): a difference raises naming its first character. Notebook 05b."""
     if student_text is not None and student_text != text:
         i = next((k for k, (a, b) in enumerate(zip(text, student_text)) if a != b), min(len(text), len(student_text)))
         raise ValueError(f"the texts differ from character {i}: teacher {text[i:i + 20]!r}, student "
@@ -263,8 +260,8 @@ def vocab_case(teacher_tokenizer, student_tokenizer, teacher_vocab_size: int | N
     """Which case of the module's decision tree applies: ``identical`` (same token -> id table, same rows),
     ``padding_only`` (same table, rows differ), ``shared_subset`` (tables differ but ``shared / min(|V_T|, |V_S|)
     >= min_share``), else ``different``. ``*_vocab_size``: the models' embedding rows
-    (``kdlib.lm.students.model_vocab_size``), default the tokenizer's id count. Notebook 05 (cross-tokenizer
-    section); ``describe_case`` draws the tree."""
+    (``kdlib.lm.students.model_vocab_size``), default the tokenizer's id count. Notebook 05b; ``describe_case``
+    draws the tree."""
     min_share = check_number("min_share", min_share, 0.0, 1.0, low_open=True)
     tv, sv = _vocab("teacher_tokenizer", teacher_tokenizer), _vocab("student_tokenizer", student_tokenizer)
     rows = []

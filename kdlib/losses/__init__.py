@@ -4,7 +4,7 @@ Modules: ``logits`` (KD, the hard/soft mix, soft cross-entropy: 01-03), ``featur
 features: 03), ``transformer`` (hidden states and embeddings: 04) with ``attention`` (attention maps, MiniLM
 relations: 04) and ``layermap`` (layer maps, padding masks), ``tokens`` (forward and reverse KL, GKD's JSD,
 top-k caches: 05) with ``completion`` (the next-token shift, completion and multi-task losses: 05-06),
-``preference`` (DPO: 07), ``uld`` (Universal Logit Distillation across tokenizers: 05), ``inputs`` (the one
+``preference`` (DPO: 07), ``uld`` (Universal Logit Distillation across tokenizers: 05b), ``inputs`` (the one
 rule every loss applies to its inputs: dtypes, shapes, empty batches, 0/1 masks, all-masked batches, NaN), and
 ``registry``: ``LOSSES``, every loss by name, filled by the ``@register`` decorator where each loss is defined.
 

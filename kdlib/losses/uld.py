@@ -1,5 +1,5 @@
 """Universal Logit Distillation (ULD, Boizard et al. 2024): a token-level loss between a teacher and a student that
-do not share a vocabulary. Notebook 05 (cross-tokenizer section).
+do not share a vocabulary. Notebook 05b.
 
 KL needs both distributions over one set of outcomes; two tokenizers give two sets (``V_S`` and ``V_T`` tokens,
 unrelated ids). ULD compares the *shapes* of the two next-token distributions instead: with
@@ -37,8 +37,8 @@ LAYOUT = "(..., vocab)"
 
 def sorted_probs(logits: torch.Tensor, size: int, T: float = 1.0) -> torch.Tensor:
     """``softmax(logits / T)`` sorted in decreasing order along the last axis and padded with zeros to ``size``
-    entries (``size`` >= the vocabulary): the vector ULD compares. Unchecked helper of ``uld_loss``; notebook 05
-    (cross-tokenizer section) prints it for a confident and an unsure position."""
+    entries (``size`` >= the vocabulary): the vector ULD compares. Unchecked helper of ``uld_loss``; notebook 05b
+    prints it for a confident and an unsure position."""
     p = F.softmax(inputs.up(logits) / T, dim=-1).sort(dim=-1, descending=True).values
     return F.pad(p, (0, size - p.shape[-1]))
 
@@ -49,7 +49,7 @@ def uld_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: t
     """ULD: ``mean over unmasked positions of sum_i |sort(q)_i - sort(p)_i|`` with ``q = softmax(student / T)``
     (``(..., V_S)``), ``p = softmax(teacher / T)`` (``(..., V_T)``), both sorted in decreasing order and the
     shorter padded with zeros (module docstring). ``V_S`` and ``V_T`` may differ; the positions (every axis but
-    the last) must agree. Gradients reach the student only. Notebook 05 (cross-tokenizer section) trains a student
+    the last) must agree. Gradients reach the student only. Notebook 05b trains a student
     with its own tokenizer with it and has it written as an exercise."""
     T = check_temperature(T)
     inputs.tensor("student_logits", student_logits, layout=LAYOUT)
@@ -75,10 +75,10 @@ def uld_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: t
 
 
 def uld_exercise_cases() -> list[tuple]:
-    """Fixed cases ``(student_logits, teacher_logits, mask)`` for notebook 05's ULD exercise (cross-tokenizer
-    section): student and teacher vocabularies of different sizes (either one larger), a peaked and a flat
-    teacher, 0/1 masks with a masked position whose logits hold NaN (it must not count), and a case without a
-    mask. Seeded; the same on every call."""
+    """Fixed cases ``(student_logits, teacher_logits, mask)`` for notebook 05b's ULD exercise: student and
+    teacher vocabularies of different sizes (either one larger), a peaked and a flat teacher, 0/1 masks with a
+    masked position whose logits hold NaN (it must not count), and a case without a mask. Seeded; the same on
+    every call."""
     gen = torch.Generator().manual_seed(20)
     cases = []
     for b, length, v_s, v_t, scale in [(2, 4, 7, 11, 3.0), (1, 5, 12, 6, 1.0), (3, 3, 9, 9, 5.0), (2, 6, 4, 15, 0.3)]:
