@@ -19,8 +19,8 @@ import re
 from pathlib import Path
 
 NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[-+]?\d+)?%?")
-_NUMBERING = re.compile(r"^#+\s*\d+[.)]?|\bQ\d+\b|\bnotebooks?\s+\d\d(?:\s*(?:-|and|,)\s*\d\d)*|\b\d\d_\w+",
-                        re.MULTILINE)
+_NUMBERING = re.compile(r"^#+\s*\d+[.)]?|\bQ\d+\b|\bnotebooks?\s+\d\d[a-z]?(?:\s*(?:-|and|,)\s*\d\d[a-z]?)*"
+                        r"|\b\d\d[a-z]?_\w+", re.MULTILINE)
 
 # Numbers cited, not measured: the papers' results, years, sections, model cards and data-set facts.
 CITED = {
@@ -31,6 +31,7 @@ CITED = {
                                    "1536"},  # DistilBERT, TinyBERT, MiniLM model card, the tweets data set
     "05_llm_token_sequence_kd": {"2015", "2016", "2024", "196", "0.9999", "2,225", "2004", "2005", "576", "49",
                                  "49,152", "150"},  # papers, SmolLM2's card (hidden 576, 49,152 tokens), BBC News
+    "05b_cross_tokenizer": {"2016", "2024", "152,064", "151,936", "2119", "17", "29", "2489"},  # papers, issue threads
     "06_rationale_distillation": {"2023", "135", "170", "40"},  # papers, SmolLM2-135M, a throughput estimate
     "07_preference_dpo": {"2022", "2023", "2024", "0.693", "-0.79", "0.79", "570", "70%"},  # papers, log 2, an example
 }

@@ -97,6 +97,17 @@ ROWS = [
     ("05_llm_token_sequence_kd", "topk_chosen", "k chosen from the storage curve", "-"),
     ("05_llm_token_sequence_kd", "students.b_token_kd.topk_loss_relative_error",
      "(b) top-k KL error vs full vocabulary, trained student", "-"),
+    # notebook 05b: across tokenizers
+    ("05b_cross_tokenizer", "padding_mass", "padded SmolLM2 rows: teacher probability on them (mean rows)", "-"),
+    ("05b_cross_tokenizer", "padding_truncation_relative_change", "truncating them: relative change of the KD loss",
+     "-"),
+    ("05b_cross_tokenizer", "shared_vocab_mass", "teacher mass on the tokens shared with the kit's BPE", "-"),
+    ("05b_cross_tokenizer", "cross_tokenizer.plain.perplexity_mean", "own-tokenizer student, plain LM, perplexity",
+     "-"),
+    ("05b_cross_tokenizer", "cross_tokenizer.seq_kd.perplexity_mean", "the same, sequence-level KD (re-tokenised)",
+     "-"),
+    ("05b_cross_tokenizer", "cross_tokenizer.uld.perplexity_mean", "the same, ULD (sorted probabilities)", "-"),
+    ("05b_cross_tokenizer", "vs_plain.seq_kd.noise", "seed noise of those differences (seq KD, 2 x SE)", "-"),
     # notebook 06: accuracies on held-out multi-step problems (new templates, 4-step problems)
     ("06_rationale_distillation", "teacher_accuracy", "rationale teacher, held-out accuracy", "-"),
     ("06_rationale_distillation", "teacher_test_accuracy", "rationale teacher, in-distribution test accuracy", "-"),
@@ -146,7 +157,8 @@ def table(folder: Path = REFERENCE) -> str:
     lines = ["| # | result | ours | paper |", "|---|---|---|---|"]
     for notebook, metric, what, paper in ROWS:
         if notebook in runs:
-            lines.append(f"| {notebook[:2]} | {what} | {_lookup(runs[notebook]['metrics'], metric)} | {paper} |")
+            number = notebook.split("_")[0]  # 05b: a sequel keeps its letter
+            lines.append(f"| {number} | {what} | {_lookup(runs[notebook]['metrics'], metric)} | {paper} |")
     lines.append("")
     for name, run in runs.items():
         lines.append(f"- `{name}`: profile `{run['profile']}`, {run['device']}, {run['seconds']:.0f} s")
