@@ -3,7 +3,7 @@ with the teacher's tokenisation of the same text, ULD against a cached teacher, 
 teacher text, and the metrics that compare such students. Notebook 05b (``kdlib.lm.vocab`` decides which case a
 pair is in; this module trains the "different" case).
 
-* ``bpe_tokenizer``: the byte-level BPE tokenizer of ``kdlib.lm.load.train_own_teacher``, alone.
+* ``bpe_tokenizer`` (from ``kdlib.lm.load``): the byte-level BPE tokenizer of ``train_own_teacher``, alone.
 * ``aligned_blocks``: windows of ``block`` consecutive student tokens inside each text; the teacher tokenises each
   window's text, and ``kdlib.lm.vocab.align_tokens`` says, per student position j, which teacher position has
   read exactly the same characters (``exact[j]``: both tokens end at the same character).
@@ -37,6 +37,7 @@ from tqdm.auto import tqdm
 from kdlib.core.inference import eval_mode
 from kdlib.core.validate import check_number, values_checked
 from kdlib.lm.generate import Samples
+from kdlib.lm.load import bpe_tokenizer
 from kdlib.lm.vocab import align_tokens
 from kdlib.losses import inputs
 
@@ -44,22 +45,6 @@ __all__ = ["bpe_tokenizer", "AlignedBlocks", "aligned_blocks", "rank_buckets", "
            "uld_step",
            "retokenize", "perplexity", "text_agreement", "align_exercise", "align_exercise_cases"]
 
-EOS = "<|endoftext|>"
-
-
-def bpe_tokenizer(texts: list[str], vocab_size: int):
-    """A byte-level BPE ``PreTrainedTokenizerFast`` of ``vocab_size`` tokens trained on ``texts`` (the recipe of
-    ``train_own_teacher``: one special token ``<|endoftext|>``, used as end-of-sequence and padding). Lossless on any
-    text (bytes are its alphabet). Notebook 05b's student tokenizer."""
-    from tokenizers import ByteLevelBPETokenizer
-    from transformers import PreTrainedTokenizerFast
-
-    vocab_size = inputs.whole("vocab_size", vocab_size, 257, hint="at least the 256 bytes and <|endoftext|>")
-    if not texts or not all(isinstance(t, str) for t in texts):
-        raise ValueError(f"texts must be a non-empty list of strings, got {texts!r:.80}")
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(texts, vocab_size=vocab_size, special_tokens=[EOS], show_progress=False)
-    return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token=EOS, pad_token=EOS, bos_token=EOS)
 
 
 def _pad_id(tokenizer) -> int:

@@ -24,12 +24,15 @@ from kdlib.core.paths import data_dir
 from kdlib.core.profiles import seeded
 from kdlib.core.teacher_cache import recipe_key
 from kdlib.lm.blocks import token_blocks
+from kdlib.losses import inputs
 from kdlib.lm.steps import lm_step
 from kdlib.data.hub import load_from_source
 from kdlib.data.smollm2 import (SMOLLM2_GGUF, SMOLLM2_HUB_ID, convert_gguf, converted_dir, converted_ok,
                                  require_smollm2)
 
-__all__ = ["LoadedLM", "load_teacher", "train_own_teacher"]
+__all__ = ["LoadedLM", "load_teacher", "train_own_teacher", "bpe_tokenizer", "EOS"]
+
+EOS = "<|endoftext|>"  # the own tokenizer's one special token: end of sequence, padding and start
 
 
 @dataclass
@@ -82,6 +85,21 @@ def load_teacher(source: str | Path | None = None, allow_network: bool = False, 
     return LoadedLM(model, tok, got.source, got.reason, time.perf_counter() - start)
 
 
+def bpe_tokenizer(texts: list[str], vocab_size: int):
+    """A byte-level BPE ``PreTrainedTokenizerFast`` of ``vocab_size`` tokens trained on ``texts`` (the tokenizer of
+    ``train_own_teacher``: one special token ``<|endoftext|>``, used as end-of-sequence and padding). Lossless on any
+    text (bytes are its alphabet). Notebook 05's own teacher and notebook 05b's student use it."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import PreTrainedTokenizerFast
+
+    vocab_size = inputs.whole("vocab_size", vocab_size, 257, hint="at least the 256 bytes and <|endoftext|>")
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise ValueError(f"texts must be a non-empty list of strings, got {texts!r:.80}")
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(texts, vocab_size=vocab_size, special_tokens=[EOS], show_progress=False)
+    return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token=EOS, pad_token=EOS, bos_token=EOS)
+
+
 def train_own_teacher(texts: list[str], name: str, recipe: dict, device="cpu", log=print) -> LoadedLM:
     """The fallback where no pretrained teacher can be had (a GPU machine that reaches no registry or hub):
     a byte-level BPE tokenizer trained on ``texts`` and a Llama teacher trained on them as a plain LM, both
@@ -93,7 +111,6 @@ def train_own_teacher(texts: list[str], name: str, recipe: dict, device="cpu", l
     before training and written atomically (a temporary folder, then renamed). A cache that does not load
     (truncated, corrupt) is rebuilt with a log line saying why, never trusted; weights are safetensors only.
     """
-    from tokenizers import ByteLevelBPETokenizer
     from transformers import AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
     start = time.perf_counter()
@@ -109,11 +126,7 @@ def train_own_teacher(texts: list[str], name: str, recipe: dict, device="cpu", l
             log(f"own teacher cache {folder} does not load ({type(err).__name__}: {str(err)[:160]}): rebuilding it")
     check_writable(root, "own teacher cache")
     log(f"no pretrained teacher available: training a tokenizer and an own teacher on the corpus ({recipe})")
-    bpe = ByteLevelBPETokenizer()
-    bpe.train_from_iterator(texts, vocab_size=recipe["vocab_size"], special_tokens=["<|endoftext|>"],
-                            show_progress=False)
-    tok = PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token="<|endoftext|>",
-                                  pad_token="<|endoftext|>", bos_token="<|endoftext|>")
+    tok = bpe_tokenizer(texts, recipe["vocab_size"])
     tok.chat_template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
                          "{% if add_generation_prompt %}assistant: {% endif %}")
     eos = tok.eos_token_id
