@@ -27,7 +27,7 @@ from kdlib.core.serving import synchronize
 from kdlib.core.teacher_cache import fingerprint, row_checksums
 from kdlib.core.validate import check_temperature, values_checked
 
-__all__ = ["token_blocks", "TopKCache", "cache_topk", "evaluate_lms", "tokens_per_second"]
+__all__ = ["token_blocks", "TopKCache", "cache_topk", "summed_nll", "evaluate_lms", "tokens_per_second"]
 
 
 def token_blocks(tokenizer, texts: list[str], block_size: int, max_tokens: int | None = None) -> torch.Tensor:
@@ -143,6 +143,13 @@ def _selected(select, logits: torch.Tensor, k: int) -> TopK:
     return TopK(values.detach().float().cpu(), ids.to(torch.int32).cpu(), tail.detach().float().cpu(), 1.0)
 
 
+def summed_nll(logits: torch.Tensor, ids: torch.Tensor) -> float:
+    """``sum_t -log p(ids[:, t + 1] | ids[:, :t + 1])`` over every next-token position of ``ids`` (B, L), from the
+    model's ``logits[:, :-1]`` (B, L - 1, V): the numerator of a held-out perplexity ``exp(sum / positions)``.
+    Notebooks 05 (``evaluate_lms``) and 05b (``kdlib.lm.cross.perplexity``)."""
+    return float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), ids[:, 1:].reshape(-1), reduction="sum"))
+
+
 @torch.no_grad()
 def evaluate_lms(teacher, students: dict, blocks: torch.Tensor, batch_size: int = 8, progress: bool = True
                  ) -> dict[str, dict[str, float]]:
@@ -163,8 +170,7 @@ def evaluate_lms(teacher, students: dict, blocks: torch.Tensor, batch_size: int 
             count = t_top.numel()
             for name in names:
                 logits = t_logits if name == "teacher" else students[name](input_ids=x).logits[:, :-1].float()
-                nll[name] += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1),
-                                                   reduction="sum"))
+                nll[name] += summed_nll(logits, x)
                 agree[name] += float((logits.argmax(-1) == t_top).sum())
                 kl[name] += float(forward_kl(logits, t_logits)) * count
             n += count

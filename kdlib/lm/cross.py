@@ -36,6 +36,7 @@ from tqdm.auto import tqdm
 
 from kdlib.core.inference import eval_mode
 from kdlib.core.validate import check_number, values_checked
+from kdlib.lm.blocks import summed_nll
 from kdlib.lm.generate import Samples
 from kdlib.lm.load import bpe_tokenizer
 from kdlib.lm.vocab import align_tokens
@@ -236,7 +237,7 @@ def perplexity(model, blocks: torch.Tensor, batch_size: int = 8) -> float:
         for i in range(0, len(blocks), batch_size):
             x = blocks[i:i + batch_size].to(device)
             logits = model(input_ids=x).logits[:, :-1].float()
-            nll += float(F.cross_entropy(logits.reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1), reduction="sum"))
+            nll += summed_nll(logits, x)
             count += x[:, 1:].numel()
     return math.exp(nll / count)
 
