@@ -14,8 +14,10 @@ Modules (and the notebooks that teach them):
 * ``serving``: latency percentiles, parameters, size (02, 04, 09)
 * ``teacher_cache``: teacher outputs by sample index, trained teachers cached by recipe (02 onwards)
 * ``fit``: the one training loop (02-07)
+* ``concurrent``: several small models trained at once on a CPU, one thread each (06)
 """
 from kdlib.core.calibration import fit_temperature, apply_temperature
+from kdlib.core.concurrent import concurrently
 from kdlib.core.files import sha256sum, atomic_write, atomic_folder, check_cache_name, check_writable
 from kdlib.core.fit import (History, cross_entropy_step, index_batches, make_optimizer, warmup_cosine, select,
                             to_device, train_step, fit)
@@ -31,7 +33,7 @@ from kdlib.core.teacher_cache import fingerprint, TeacherCache, by_index, recipe
 from kdlib.core.validate import (value_checks, values_checked, check_number, check_temperature, check_finite,
                                  check_labels)
 
-__all__ = ["fit_temperature", "apply_temperature", "sha256sum", "atomic_write", "atomic_folder", "check_cache_name",
+__all__ = ["fit_temperature", "apply_temperature", "concurrently", "sha256sum", "atomic_write", "atomic_folder", "check_cache_name",
            "check_writable", "History", "cross_entropy_step",
            "index_batches", "make_optimizer", "warmup_cosine", "select", "to_device", "train_step", "fit",
            "eval_mode", "predict", "error_count", "accuracy", "agreement", "per_class_accuracy", "reliability_bins",

@@ -25,6 +25,7 @@ import math
 import os
 import random
 import re
+import threading
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -55,12 +56,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+_SEEDED = threading.RLock()
+
+
 @contextmanager
 def seeded(seed: int):
     """Run the block with PyTorch's global RNG (CPU and CUDA) seeded by ``seed``, and restore the caller's RNG
-    state afterwards, so that a library call that initialises a model does not reseed the notebook's RNG."""
+    state afterwards, so that a library call that initialises a model does not reseed the notebook's RNG. One
+    thread at a time runs such a block (``kdlib.core.concurrent`` trains models in threads)."""
     devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
-    with torch.random.fork_rng(devices=devices):
+    with _SEEDED, torch.random.fork_rng(devices=devices):
         torch.manual_seed(seed)
         yield
 

@@ -1,0 +1,53 @@
+"""kdlib.core.concurrent: jobs in threads give the results they give one after the other (notebook 06)."""
+import threading
+
+import pytest
+import torch
+
+from kdlib.core import concurrently, cross_entropy_step, fit, seeded
+from kdlib.data import Split
+
+
+def _train(seed):
+    with seeded(seed):
+        model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    g = torch.Generator().manual_seed(100 + seed)
+    data = Split(torch.randn(96, 8, generator=g), torch.randint(0, 3, (96,), generator=g))
+    fit(model, data, cross_entropy_step, steps=20, batch_size=16, seed=seed, progress=False)
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_results_in_order_and_equal_to_one_after_the_other():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        alone = [_train(seed) for seed in range(4)]
+    finally:
+        torch.set_num_threads(threads)
+    together = concurrently([lambda s=seed: _train(s) for seed in range(4)], workers=2)
+    assert torch.get_num_threads() == threads
+    for a, b in zip(alone, together):
+        assert torch.equal(a, b)
+    assert not torch.equal(together[0], together[1])
+
+
+def test_jobs_really_share_the_pool():
+    names = concurrently([lambda: threading.current_thread().name for _ in range(2)], workers=2)
+    assert all(name != threading.main_thread().name for name in names)
+    assert concurrently([lambda: threading.current_thread().name], workers=2) == [threading.main_thread().name]
+    assert concurrently([lambda: 1, lambda: 2], device="meta") == [1, 2]
+
+
+def test_errors_are_raised_and_threads_restored():
+    threads = torch.get_num_threads()
+
+    def bad():
+        raise RuntimeError("job failed")
+    with pytest.raises(RuntimeError, match="job failed"):
+        concurrently([lambda: 1, bad], workers=2)
+    assert torch.get_num_threads() == threads
+    with pytest.raises(ValueError, match="functions of no arguments"):
+        concurrently([1, 2])
+    with pytest.raises(ValueError, match="workers"):
+        concurrently([lambda: 1], workers=0)
+    assert concurrently([]) == []
