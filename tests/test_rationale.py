@@ -1,6 +1,7 @@
 """Rationale distillation pieces: tokenizer, prompt masking, completion and multi-task losses, answer extraction
 and verification, voting and filtering, corruption, batched generation, the cached teacher and its samples."""
 import random
+import re
 
 import pytest
 import torch
@@ -182,3 +183,31 @@ def test_answer_cost_counts_generated_tokens_and_times_each_answer(setup):
     assert calls == [0, 0, 0, 1, 2] and set(lat) == {"p50_ms", "p95_ms", "p99_ms", "mean_ms"}
     with pytest.raises(ValueError, match="repeats"):
         call_latency(calls.append, repeats=0)
+
+
+def test_equation_chains_are_valid_rationales_in_range():
+    from kdlib.reasoning.arithmetic import MAX_VALUE, equation_chains
+    chains = equation_chains(200, seed=3)
+    assert chains == equation_chains(200, seed=3) and chains != equation_chains(200, seed=4)
+    assert all(check_rationale(f"{c} Answer: {c.split('=')[-1].rstrip('.')}") for c in chains)
+    steps = [c.count("=") for c in chains]
+    assert set(steps) == {1, 2, 3, 4}
+    values = [int(v) for c in chains for v in re.findall(r"\d+", c)]
+    assert max(values) <= MAX_VALUE and {op for c in chains for op in "+-*/" if op in c} == set("+-*/")
+    with pytest.raises(ValueError, match="max_steps"):
+        equation_chains(3, max_steps=0)
+
+
+def test_base_student_is_pretrained_on_equations_and_cached(setup, tmp_path, monkeypatch):
+    from kdlib.reasoning.teacher import prepare_base_student
+    monkeypatch.setenv("KDLIB_DATA_DIR", str(tmp_path))
+    _, tok = setup
+    recipe = dict(layers=1, hidden=32, heads=2, intermediate=64, steps=2, batch=8, lr=3e-3, n_chains=40, seed=0)
+    logs = []
+    b1 = prepare_base_student(tok, recipe, log=logs.append)
+    b2 = prepare_base_student(tok, recipe, log=logs.append)
+    assert "training it once" in logs[0] and "loaded from cache" in logs[1]
+    assert all(torch.equal(a, b) for a, b in zip(b1.state_dict().values(), b2.state_dict().values()))
+    assert b1.config.intermediate_size == 64 and not b1.training
+    with pytest.raises(ValueError, match="lacks n_chains"):
+        prepare_base_student(tok, {k: v for k, v in recipe.items() if k != "n_chains"})

@@ -26,7 +26,7 @@ import random
 from dataclasses import dataclass
 
 __all__ = ["Problem", "NAMES", "OBJECTS", "STEPS", "OPS", "SPLITS", "generate", "arithmetic_splits",
-           "is_heldout_template", "templates", "apply_op", "MAX_VALUE"]
+           "is_heldout_template", "templates", "apply_op", "MAX_VALUE", "equation_chains"]
 
 NAMES = ("Ann", "Ben", "Cal", "Dee", "Eve", "Fay", "Gus", "Hal", "Ivy", "Jon", "Kim", "Lee", "Max", "Ned", "Oli",
          "Pam")
@@ -109,25 +109,58 @@ def _operand(rng: random.Random, x: int, op: str) -> int | None:
     return rng.choice(ks) if ks else None
 
 
+def _run(rng: random.Random, x: int, ops) -> list[tuple[str, int, int]] | None:
+    """The operations ``ops`` applied in turn from ``x``: ``(op, k, result)`` per step, or None when one of
+    them has no valid operand."""
+    out = []
+    for op in ops:
+        k = _operand(rng, x, op)
+        if k is None:
+            return None
+        x = apply_op(x, op, k)
+        out.append((op, k, x))
+    return out
+
+
+def _equations(x: int, run: list[tuple[str, int, int]]) -> str:
+    """The gold rationale of a run from ``x``: ``"12+5=17. 17-3=14."``."""
+    parts = []
+    for op, k, y in run:
+        parts.append(f"{x}{op}{k}={y}.")
+        x = y
+    return " ".join(parts)
+
+
 def _problem(rng: random.Random, template: tuple[int, ...], split: str) -> Problem:
     for _ in range(1000):  # rejection sampling: restart when an operation has no valid operand
         p, q = rng.sample(NAMES, 2)
         obj = rng.choice(OBJECTS)
         x = rng.randint(2, 60)
-        sentences, equations = [OPENING.format(p=p, n=x, obj=obj)], []
-        for t in template:
-            op, phrasing = STEPS[t]
-            k = _operand(rng, x, op)
-            if k is None:
-                break
-            y = apply_op(x, op, k)
-            sentences.append(phrasing.format(p=p, q=q, k=k))
-            equations.append(f"{x}{op}{k}={y}.")
-            x = y
-        else:
-            sentences.append(QUESTION.format(obj=obj, p=p))
-            return Problem(" ".join(sentences), " ".join(equations), x, len(template), tuple(template), split)
+        run = _run(rng, x, [STEPS[t][0] for t in template])
+        if run is None:
+            continue
+        sentences = [OPENING.format(p=p, n=x, obj=obj)]
+        sentences += [STEPS[t][1].format(p=p, q=q, k=k) for t, (_, k, _) in zip(template, run)]
+        sentences.append(QUESTION.format(obj=obj, p=p))
+        return Problem(" ".join(sentences), _equations(x, run), run[-1][2], len(template), tuple(template), split)
     raise RuntimeError(f"could not find valid values for template {template}")
+
+
+def equation_chains(n: int, seed: int = 0, max_steps: int = 4) -> list[str]:
+    """``n`` chains of 1 to ``max_steps`` random operations in the gold rationale format (``"36*2=72. 72-9=63."``),
+    with the problems' operations and value range but no word problem: the "pretraining text" of notebook 06's
+    base student, which knows arithmetic before it ever sees a question. Deterministic in ``seed``."""
+    for name, value in (("n", n), ("max_steps", max_steps)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "n" else 1):
+            raise ValueError(f"{name} must be a whole number >= {0 if name == 'n' else 1}, got {value!r}")
+    rng = random.Random(f"kdlib-equations-{seed}")
+    out = []
+    while len(out) < n:
+        x = rng.randint(2, 60)
+        run = _run(rng, x, [rng.choice(OPS) for _ in range(rng.randint(1, max_steps))])
+        if run is not None:
+            out.append(_equations(x, run))
+    return out
 
 
 def generate(n: int, split: str = "pool", seed: int = 0, steps: tuple[int, ...] | None = None,

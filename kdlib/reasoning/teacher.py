@@ -1,5 +1,5 @@
 """The teacher of notebooks 06 and 07: a causal LM trained once on labelled problems with gold rationales, and
-its sampled rationales, both cached under the data directory.
+its sampled rationales, both cached under the data directory; and notebook 06's base student.
 
 * ``prepare_rationale_teacher``: a ``small_llama`` trained with ``kdlib.lm.sft`` on the ``rationale`` format of a
   labelled pool, through ``kdlib.core.teacher_cache.prepare_teacher`` (a tqdm bar while training, weights cached under
@@ -9,6 +9,9 @@ its sampled rationales, both cached under the data directory.
   JSON under ``datasets/cache/teacher_samples`` keyed by the teacher's weights fingerprint, the prompts and
   the sampling settings (a teacher's outputs are computed once, like ``kdlib.core.teacher_cache.TeacherCache``);
   a corrupt cache file is resampled with a log line, never trusted.
+* ``prepare_base_student``: the students' starting point in notebook 06, a small LM pretrained on equation chains
+  (``kdlib.reasoning.arithmetic.equation_chains``) and cached like the teacher, as real rationale distillation
+  starts from a pretrained model that can already do some arithmetic.
 """
 from __future__ import annotations
 
@@ -23,11 +26,14 @@ from kdlib.core.paths import data_dir
 from kdlib.core.teacher_cache import describe, fingerprint, prepare_teacher, recipe_key
 from kdlib.lm.sft import answer, sft_data, sft_step
 from kdlib.lm.small import small_llama
+from kdlib.reasoning.arithmetic import equation_chains
 from kdlib.reasoning.rationale import format_example
 
-__all__ = ["prepare_rationale_teacher", "teacher_samples", "TEACHER_RECIPE_KEYS"]
+__all__ = ["prepare_rationale_teacher", "teacher_samples", "prepare_base_student", "TEACHER_RECIPE_KEYS",
+           "BASE_RECIPE_KEYS"]
 
 TEACHER_RECIPE_KEYS = ("layers", "hidden", "heads", "steps", "batch", "lr", "n_pool", "seed")
+BASE_RECIPE_KEYS = ("layers", "hidden", "heads", "intermediate", "steps", "batch", "lr", "n_chains", "seed")
 
 
 def _digest(strings) -> str:
@@ -38,30 +44,59 @@ def _digest(strings) -> str:
     return h.hexdigest()[:16]
 
 
+def _check_recipe(recipe: dict, keys: tuple[str, ...], what: str) -> None:
+    missing = [k for k in keys if k not in recipe]
+    if missing:
+        raise ValueError(f"{what} recipe lacks {', '.join(missing)}; it needs {', '.join(keys)}")
+
+
+def _vocab(tokenizer) -> str:
+    return _digest(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer)))))
+
+
+def _train_sft(model, tokenizer, pairs, recipe: dict, device, desc: str) -> None:
+    """``recipe["steps"]`` AdamW steps of next-token loss on the completions of ``(prompt, completion)`` pairs."""
+    data = sft_data(tokenizer, [a for a, _ in pairs], [b for _, b in pairs])
+    fit(model, data, sft_step, steps=recipe["steps"], batch_size=recipe["batch"], optimizer="adamw",
+        betas=(0.9, 0.95), weight_decay=0.01, warmup=10, clip=1.0, lr=recipe["lr"], device=device,
+        seed=recipe["seed"], desc=desc)
+
+
 def prepare_rationale_teacher(tokenizer, pool, recipe: dict, device="cpu", name: str = "arithmetic_teacher",
                               log=print) -> torch.nn.Module:
     """A ``small_llama(tokenizer, layers, hidden, heads)`` trained ``steps`` steps at ``batch`` and ``lr`` on the
     ``rationale`` format (question -> gold rationale and answer) of ``pool`` (``recipe["n_pool"]`` problems),
     loaded from the cache when it holds this recipe. Returns the teacher in eval mode on ``device``."""
-    missing = [k for k in TEACHER_RECIPE_KEYS if k not in recipe]
-    if missing:
-        raise ValueError(f"teacher recipe lacks {', '.join(missing)}; it needs {', '.join(TEACHER_RECIPE_KEYS)}")
+    _check_recipe(recipe, TEACHER_RECIPE_KEYS, "teacher")
     if len(pool) != recipe["n_pool"]:
         raise ValueError(f"recipe says n_pool={recipe['n_pool']} but {len(pool)} problems were given")
     pairs = [format_example(p, "rationale") for p in pool]
-    key = dict(recipe, vocab=_digest(tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))),
-               pool=_digest(a + b for a, b in pairs))
+    key = dict(recipe, vocab=_vocab(tokenizer), pool=_digest(a + b for a, b in pairs))
 
     def build():
         return small_llama(tokenizer, recipe["layers"], recipe["hidden"], recipe["heads"], seed=recipe["seed"])
 
-    def train(model):
-        data = sft_data(tokenizer, [a for a, _ in pairs], [b for _, b in pairs])
-        fit(model, data, sft_step, steps=recipe["steps"], batch_size=recipe["batch"], optimizer="adamw",
-            betas=(0.9, 0.95), weight_decay=0.01, warmup=10, clip=1.0, lr=recipe["lr"], device=device,
-            seed=recipe["seed"], desc="teacher")
+    return prepare_teacher(name, key, build, lambda model: _train_sft(model, tokenizer, pairs, recipe, device,
+                                                                      "teacher"), log=log).to(device).eval()
 
-    return prepare_teacher(name, key, build, train, log=log).to(device).eval()
+
+def prepare_base_student(tokenizer, recipe: dict, device="cpu", name: str = "arithmetic_base",
+                         log=print) -> torch.nn.Module:
+    """Notebook 06's base student: ``small_llama(tokenizer, layers, hidden, heads, intermediate)`` trained
+    ``steps`` steps on ``n_chains`` equation chains (no word problems, no questions: it learns to compute
+    ``"36*2=72."``, not to read a problem), cached like the teacher. Every student of 06 starts from a copy of it.
+    Returns it in eval mode on ``device``."""
+    _check_recipe(recipe, BASE_RECIPE_KEYS, "base student")
+    chains = equation_chains(recipe["n_chains"], seed=recipe["seed"])
+    key = dict(recipe, vocab=_vocab(tokenizer), chains=_digest(chains))
+
+    def build():
+        return small_llama(tokenizer, recipe["layers"], recipe["hidden"], recipe["heads"], recipe["intermediate"],
+                           seed=recipe["seed"])
+
+    pairs = [("", chain) for chain in chains]
+    return prepare_teacher(name, key, build, lambda model: _train_sft(model, tokenizer, pairs, recipe, device,
+                                                                      "base student"), log=log).to(device).eval()
 
 
 def _stored_samples(path, settings: dict, n: int, k: int) -> tuple[list | None, str]:
