@@ -51,3 +51,33 @@ def test_errors_are_raised_and_threads_restored():
     with pytest.raises(ValueError, match="workers"):
         concurrently([lambda: 1], workers=0)
     assert concurrently([]) == []
+
+
+def test_models_generate_in_threads_with_one_tokenizer():
+    """Generation leaves the tokenizer alone (left padding asked per call): with it flipped to left padding and
+    back, two threads generating at once got right-padded prompts (notebook 06's first laptop run)."""
+    from kdlib.lm.generate import generate
+    from kdlib.lm.small import build_tokenizer, small_llama
+
+    class Guard:
+        def __init__(self, tokenizer):
+            object.__setattr__(self, "tokenizer", tokenizer)
+
+        def __getattr__(self, name):
+            return getattr(self.tokenizer, name)
+
+        def __setattr__(self, name, value):
+            raise AssertionError(f"generate changed the shared tokenizer's {name}")
+
+        def __call__(self, *args, **kwargs):
+            return self.tokenizer(*args, **kwargs)
+
+    prompts = ["Ann has 5 apples.", "Ben has 12 pens. Ben buys 3 more. How many", "Cal"]
+    tok = Guard(build_tokenizer(prompts))
+    models = [small_llama(tok.tokenizer, layers=1, hidden=32, heads=2, seed=s) for s in range(4)]
+
+    def run(m):
+        return generate(m, tok, prompts, max_new_tokens=6, do_sample=False, batch_size=3).texts
+    alone = [run(m) for m in models]
+    together = concurrently([lambda m=m: run(m) for m in models], workers=2)
+    assert together == alone and tok.padding_side == "right"

@@ -6,6 +6,7 @@ the quantity DPO and sequence-level scoring need (a mean would favour long, ramb
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 
 import torch
@@ -62,31 +63,28 @@ def generate(model, tokenizer, prompts: list[str], num_samples: int = 1, max_new
     """Sample ``num_samples`` completions for each prompt (already formatted: use ``chat_prompts`` for chat
     models), in batches of ``batch_size`` prompts, left-padded; greedy when ``do_sample=False``. Sampling runs
     inside ``kdlib.core.profiles.seeded(seed)`` (the same samples for the same seed, the caller's RNG untouched)
-    and in eval mode (``kdlib.core.inference.eval_mode``: the model's mode is restored afterwards)."""
+    and in eval mode (``kdlib.core.inference.eval_mode``: the model's mode is restored afterwards). The tokenizer
+    is not changed (left padding is asked per call), so models can generate in threads with one tokenizer
+    (``kdlib.core.concurrently``)."""
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos = tokenizer.eos_token_id
-    old_side = tokenizer.padding_side
-    tokenizer.padding_side = "left"
     rows, index = [], []
     # sampling draws from the global RNG (transformers takes no generator): seeded(seed) makes the samples
-    # depend on ``seed`` alone and leaves the caller's RNG as it was
-    try:
-        with seeded(seed), eval_mode(model):
-            for start in range(0, len(prompts), batch_size):
-                chunk = prompts[start:start + batch_size]
-                enc = tokenizer(chunk, return_tensors="pt", padding=True,
-                                add_special_tokens=add_special_tokens).to(device)
-                out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=do_sample,
-                                     temperature=temperature if do_sample else None, top_p=None, top_k=None,
-                                     num_return_sequences=num_samples, pad_token_id=pad, eos_token_id=eos)
-                p_len = enc["input_ids"].shape[1]
-                prompt_mask = enc["attention_mask"].repeat_interleave(num_samples, 0)
-                for r in range(out.shape[0]):
-                    rows.append((out[r, :p_len], prompt_mask[r], out[r, p_len:]))
-                    index.append(start + r // num_samples)
-    finally:
-        tokenizer.padding_side = old_side
+    # depend on ``seed`` alone and leaves the caller's RNG as it was; greedy decoding draws nothing
+    with seeded(seed) if do_sample else nullcontext(), eval_mode(model):
+        for start in range(0, len(prompts), batch_size):
+            chunk = prompts[start:start + batch_size]
+            enc = tokenizer(chunk, return_tensors="pt", padding=True, padding_side="left",
+                            add_special_tokens=add_special_tokens).to(device)
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=do_sample,
+                                 temperature=temperature if do_sample else None, top_p=None, top_k=None,
+                                 num_return_sequences=num_samples, pad_token_id=pad, eos_token_id=eos)
+            p_len = enc["input_ids"].shape[1]
+            prompt_mask = enc["attention_mask"].repeat_interleave(num_samples, 0)
+            for r in range(out.shape[0]):
+                rows.append((out[r, :p_len], prompt_mask[r], out[r, p_len:]))
+                index.append(start + r // num_samples)
     width_p = max(len(p) for p, _, _ in rows)
     width_c = max(len(c) for _, _, c in rows)
     n = len(rows)
