@@ -14,10 +14,15 @@ Modules (and the notebooks that teach them):
 * ``serving``: latency percentiles, parameters, size (02, 04, 09)
 * ``teacher_cache``: teacher outputs by sample index, trained teachers cached by recipe (02 onwards)
 * ``fit``: the one training loop (02-07)
-* ``concurrent``: several small models trained at once on a CPU, one thread each (06)
+* ``concurrent``: several small models trained at once on a CPU, one thread each (02, 06)
+* ``cascade``: a student that hands unsure requests to its teacher: confidence, routing, threshold sweeps (09)
+* ``costs``: cost per request and per success, the break-even volume of distillation (09)
 """
 from kdlib.core.calibration import fit_temperature, apply_temperature
 from kdlib.core.concurrent import concurrently
+from kdlib.core.cascade import confidence, route, cascade_logits, threshold_sweep, oracle_route, choose_threshold
+from kdlib.core.costs import (cost_per_request, cost_per_1k, cost_per_success, break_even_requests,
+                              cumulative_cost)
 from kdlib.core.files import sha256sum, atomic_write, atomic_folder, check_cache_name, check_writable
 from kdlib.core.fit import (History, cross_entropy_step, index_batches, make_optimizer, warmup_cosine, select,
                             to_device, train_step, fit)
@@ -33,7 +38,9 @@ from kdlib.core.teacher_cache import fingerprint, TeacherCache, by_index, recipe
 from kdlib.core.validate import (value_checks, values_checked, check_number, check_temperature, check_finite,
                                  check_labels)
 
-__all__ = ["fit_temperature", "apply_temperature", "concurrently", "sha256sum", "atomic_write", "atomic_folder", "check_cache_name",
+__all__ = ["fit_temperature", "apply_temperature", "concurrently", "confidence", "route", "cascade_logits",
+           "threshold_sweep", "oracle_route", "choose_threshold", "cost_per_request", "cost_per_1k", "cost_per_success",
+           "break_even_requests", "cumulative_cost", "sha256sum", "atomic_write", "atomic_folder", "check_cache_name",
            "check_writable", "History", "cross_entropy_step",
            "index_batches", "make_optimizer", "warmup_cosine", "select", "to_device", "train_step", "fit",
            "eval_mode", "predict", "error_count", "accuracy", "agreement", "per_class_accuracy", "reliability_bins",
