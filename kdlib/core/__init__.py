@@ -17,10 +17,12 @@ Modules (and the notebooks that teach them):
 * ``concurrent``: several small models trained at once on a CPU, one thread each (02, 06)
 * ``cascade``: a student that hands unsure requests to its teacher: confidence, routing, threshold sweeps (09)
 * ``costs``: cost per request and per success, the break-even volume of distillation (09)
+* ``scorecard``: the two scorecards, model quality and system value, side by side (09)
 """
 from kdlib.core.calibration import fit_temperature, apply_temperature
 from kdlib.core.concurrent import concurrently
 from kdlib.core.cascade import confidence, route, cascade_logits, threshold_sweep, oracle_route, choose_threshold
+from kdlib.core.scorecard import quality_card, system_card, scorecard_table
 from kdlib.core.costs import (cost_per_request, cost_per_1k, cost_per_success, break_even_requests,
                               cumulative_cost)
 from kdlib.core.files import sha256sum, atomic_write, atomic_folder, check_cache_name, check_writable
@@ -40,7 +42,7 @@ from kdlib.core.validate import (value_checks, values_checked, check_number, che
 
 __all__ = ["fit_temperature", "apply_temperature", "concurrently", "confidence", "route", "cascade_logits",
            "threshold_sweep", "oracle_route", "choose_threshold", "cost_per_request", "cost_per_1k", "cost_per_success",
-           "break_even_requests", "cumulative_cost", "sha256sum", "atomic_write", "atomic_folder", "check_cache_name",
+           "break_even_requests", "cumulative_cost", "quality_card", "system_card", "scorecard_table", "sha256sum", "atomic_write", "atomic_folder", "check_cache_name",
            "check_writable", "History", "cross_entropy_step",
            "index_batches", "make_optimizer", "warmup_cosine", "select", "to_device", "train_step", "fit",
            "eval_mode", "predict", "error_count", "accuracy", "agreement", "per_class_accuracy", "reliability_bins",
