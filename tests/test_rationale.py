@@ -189,8 +189,13 @@ def test_equation_chains_are_valid_rationales_in_range():
     from kdlib.reasoning.arithmetic import MAX_VALUE, equation_chains
     chains = equation_chains(200, seed=3)
     assert chains == equation_chains(200, seed=3) and chains != equation_chains(200, seed=4)
-    assert all(check_rationale(f"{c} Answer: {c.split('=')[-1].rstrip('.')}") for c in chains)
-    steps = [c.count("=") for c in chains]
+    numbers, equations = zip(*(c.split(": ") for c in chains))
+    assert all(check_rationale(f"{e} Answer: {e.split('=')[-1].rstrip('.')}") for e in equations)
+    # the listed numbers are the operands, in the order the equations use them
+    for listed, eqs in zip(numbers, equations):
+        used = [int(x) for x in re.findall(r"(\d+)[-+*/]", eqs)[:1]] + [int(k) for k in re.findall(r"[-+*/](\d+)=", eqs)]
+        assert [int(v) for v in listed.split()] == used
+    steps = [e.count("=") for e in equations]
     assert set(steps) == {1, 2, 3, 4}
     values = [int(v) for c in chains for v in re.findall(r"\d+", c)]
     assert max(values) <= MAX_VALUE and {op for c in chains for op in "+-*/" if op in c} == set("+-*/")

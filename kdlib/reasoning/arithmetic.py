@@ -147,9 +147,11 @@ def _problem(rng: random.Random, template: tuple[int, ...], split: str) -> Probl
 
 
 def equation_chains(n: int, seed: int = 0, max_steps: int = 4) -> list[str]:
-    """``n`` chains of 1 to ``max_steps`` random operations in the gold rationale format (``"36*2=72. 72-9=63."``),
-    with the problems' operations and value range but no word problem: the "pretraining text" of notebook 06's
-    base student, which knows arithmetic before it ever sees a question. Deterministic in ``seed``."""
+    """``n`` chains of 1 to ``max_steps`` random operations on listed numbers: the numbers in the order they are
+    used, a colon, then the equations in the gold rationale format (``"36 2 9: 36*2=72. 72-9=63."``), with the
+    problems' operations and value range but no word problem. The "pretraining text" of notebook 06's base
+    student: it learns to compute and to take its operands from the text before it, not to read a problem.
+    Deterministic in ``seed``."""
     for name, value in (("n", n), ("max_steps", max_steps)):
         if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "n" else 1):
             raise ValueError(f"{name} must be a whole number >= {0 if name == 'n' else 1}, got {value!r}")
@@ -159,7 +161,7 @@ def equation_chains(n: int, seed: int = 0, max_steps: int = 4) -> list[str]:
         x = rng.randint(2, 60)
         run = _run(rng, x, [rng.choice(OPS) for _ in range(rng.randint(1, max_steps))])
         if run is not None:
-            out.append(_equations(x, run))
+            out.append(" ".join(str(v) for v in [x] + [k for _, k, _ in run]) + ": " + _equations(x, run))
     return out
 
 

@@ -10,8 +10,8 @@ its sampled rationales, both cached under the data directory; and notebook 06's 
   the sampling settings (a teacher's outputs are computed once, like ``kdlib.core.teacher_cache.TeacherCache``);
   a corrupt cache file is resampled with a log line, never trusted.
 * ``prepare_base_student``: the students' starting point in notebook 06, a small LM pretrained on equation chains
-  (``kdlib.reasoning.arithmetic.equation_chains``) and cached like the teacher, as real rationale distillation
-  starts from a pretrained model that can already do some arithmetic.
+  over listed numbers (``kdlib.reasoning.arithmetic.equation_chains``) and cached like the teacher, as real
+  rationale distillation starts from a pretrained model that can already do some arithmetic.
 """
 from __future__ import annotations
 
@@ -83,9 +83,9 @@ def prepare_rationale_teacher(tokenizer, pool, recipe: dict, device="cpu", name:
 def prepare_base_student(tokenizer, recipe: dict, device="cpu", name: str = "arithmetic_base",
                          log=print) -> torch.nn.Module:
     """Notebook 06's base student: ``small_llama(tokenizer, layers, hidden, heads, intermediate)`` trained
-    ``steps`` steps on ``n_chains`` equation chains (no word problems, no questions: it learns to compute
-    ``"36*2=72."``, not to read a problem), cached like the teacher. Every student of 06 starts from a copy of it.
-    Returns it in eval mode on ``device``."""
+    ``steps`` steps on ``n_chains`` equation chains on listed numbers (``"36 2 9: 36*2=72. 72-9=63."``; no word
+    problems, no questions: it learns to compute and to copy operands from context, not to read a problem), cached
+    like the teacher. Every student of 06 starts from a copy of it. Returns it in eval mode on ``device``."""
     _check_recipe(recipe, BASE_RECIPE_KEYS, "base student")
     chains = equation_chains(recipe["n_chains"], seed=recipe["seed"])
     key = dict(recipe, vocab=_vocab(tokenizer), chains=_digest(chains))
