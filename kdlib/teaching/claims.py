@@ -32,7 +32,8 @@ CITED = {
     "05_llm_token_sequence_kd": {"2015", "2016", "2024", "196", "0.9999", "2,225", "2004", "2005", "576", "49",
                                  "49,152", "150"},  # papers, SmolLM2's card (hidden 576, 49,152 tokens), BBC News
     "05b_cross_tokenizer": {"2016", "2024", "152,064", "151,936", "2119", "17", "29", "2489"},  # papers, issue threads
-    "06_rationale_distillation": {"2023", "135", "170", "40"},  # papers, SmolLM2-135M, a throughput estimate
+    "06_rationale_distillation": {"2023", "135", "170", "40", "72", "63"},  # papers, SmolLM2-135M, a throughput
+    # estimate, an example equation chain (36 2 9: 36*2=72. 72-9=63.)
     "07_preference_dpo": {"2022", "2023", "2024", "0.693", "-0.79", "0.79", "570", "70%"},  # papers, log 2, an example
 }
 

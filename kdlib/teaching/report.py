@@ -108,17 +108,28 @@ ROWS = [
      "-"),
     ("05b_cross_tokenizer", "cross_tokenizer.uld.perplexity_mean", "the same, ULD (sorted probabilities)", "-"),
     ("05b_cross_tokenizer", "vs_plain.seq_kd.noise", "seed noise of those differences (seq KD, 2 x SE)", "-"),
-    # notebook 06: accuracies on held-out multi-step problems (new templates, 4-step problems)
-    ("06_rationale_distillation", "teacher_accuracy", "rationale teacher, held-out accuracy", "-"),
+    # notebook 06: in distribution (unseen problems, training templates) and held out (new templates, 4 steps)
     ("06_rationale_distillation", "teacher_test_accuracy", "rationale teacher, in-distribution test accuracy", "-"),
+    ("06_rationale_distillation", "teacher_accuracy", "rationale teacher, held-out accuracy", "-"),
     ("06_rationale_distillation", "filter_kept_fraction", "teacher samples kept by the majority vote", "-"),
-    ("06_rationale_distillation", "answer_only_accuracy", "answer-only student, held-out accuracy", "-"),
-    ("06_rationale_distillation", "rationale_accuracy", "rationale-then-answer student, held-out accuracy", "-"),
-    ("06_rationale_distillation", "multitask_accuracy", "multi-task student (answers without rationale)", "-"),
-    ("06_rationale_distillation", "rationale_half_data_accuracy",
-     "rationale student with half the problems (vs answer-only with all)", "same accuracy with <50% data"),
-    ("06_rationale_distillation", "corrupted_rationale_accuracy", "rationale student, part of rationales corrupted",
+    ("06_rationale_distillation", "baselines.constant_answer_accuracy.test", "baseline: best constant answer, in "
+     "distribution", "-"),
+    ("06_rationale_distillation", "answer_only_test_accuracy", "answer-only student, in distribution (mean of seeds)",
      "-"),
+    ("06_rationale_distillation", "rationale_test_accuracy", "rationale-then-answer student, in distribution", "-"),
+    ("06_rationale_distillation", "rationale_vs_answer_only.test.noise", "seed noise of their gap (2 x SE, paired)",
+     "-"),
+    ("06_rationale_distillation", "baselines.constant_answer_accuracy.heldout", "baseline: best constant answer, "
+     "held out", "-"),
+    ("06_rationale_distillation", "answer_only_accuracy", "answer-only student, held out (mean of seeds)", "-"),
+    ("06_rationale_distillation", "rationale_accuracy", "rationale-then-answer student, held out", "-"),
+    ("06_rationale_distillation", "multitask_test_accuracy", "multi-task student (answers without rationale), "
+     "in distribution", "-"),
+    ("06_rationale_distillation", "data_efficiency_claim.test.fraction",
+     "share of the problems with which the rationale student reaches answer-only's full-data accuracy",
+     "same accuracy with <50% data"),
+    ("06_rationale_distillation", "corrupted_rationale_accuracy", "rationale student on corrupted rationales, "
+     "held out", "-"),
     ("06_rationale_distillation", "cost_per_answer.rationale.tokens", "tokens per answer, rationale student", "-"),
     ("06_rationale_distillation", "cost_per_answer.answer_only.tokens", "tokens per answer, answer-only student",
      "-"),
