@@ -193,7 +193,8 @@ def test_equation_chains_are_valid_rationales_in_range():
     assert all(check_rationale(f"{e} Answer: {e.split('=')[-1].rstrip('.')}") for e in equations)
     # the listed numbers are the operands, in the order the equations use them
     for listed, eqs in zip(numbers, equations):
-        used = [int(x) for x in re.findall(r"(\d+)[-+*/]", eqs)[:1]] + [int(k) for k in re.findall(r"[-+*/](\d+)=", eqs)]
+        first = re.findall(r"(\d+)[-+*/]", eqs)[:1]
+        used = [int(x) for x in first + re.findall(r"[-+*/](\d+)=", eqs)]
         assert [int(v) for v in listed.split()] == used
     steps = [e.count("=") for e in equations]
     assert set(steps) == {1, 2, 3, 4}

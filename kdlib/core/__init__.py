@@ -38,17 +38,17 @@ from kdlib.core.serving import synchronize, param_count, model_size_mb, latency,
 from kdlib.core.stats import mean_std, noise_of_difference, compare, paired_bootstrap_se, table
 from kdlib.core.teacher_cache import fingerprint, TeacherCache, by_index, recipe_key, prepare_teacher
 from kdlib.core.validate import (value_checks, values_checked, check_number, check_temperature, check_finite,
-                                 check_labels)
+                                 check_labels, whole)
 
 __all__ = ["fit_temperature", "apply_temperature", "concurrently", "confidence", "route", "cascade_logits",
-           "threshold_sweep", "oracle_route", "choose_threshold", "cost_per_request", "cost_per_1k", "cost_per_success",
-           "break_even_requests", "cumulative_cost", "quality_card", "system_card", "scorecard_table", "sha256sum", "atomic_write", "atomic_folder", "check_cache_name",
-           "check_writable", "History", "cross_entropy_step",
-           "index_batches", "make_optimizer", "warmup_cosine", "select", "to_device", "train_step", "fit",
-           "eval_mode", "predict", "error_count", "accuracy", "agreement", "per_class_accuracy", "reliability_bins",
-           "expected_calibration_error", "macro_f1", "data_dir", "results_dir", "Profile", "get_profile",
-           "default_profile_name", "seed_everything", "seeded", "PROFILES", "device_name", "Run", "synchronize",
-           "param_count", "model_size_mb", "latency", "call_latency", "serving_report", "mean_std",
-           "noise_of_difference", "compare", "paired_bootstrap_se", "table", "fingerprint", "TeacherCache",
-           "by_index", "recipe_key", "prepare_teacher", "value_checks", "values_checked", "check_number",
-           "check_temperature", "check_finite", "check_labels"]
+           "threshold_sweep", "oracle_route", "choose_threshold", "cost_per_request", "cost_per_1k",
+           "cost_per_success", "break_even_requests", "cumulative_cost", "quality_card", "system_card",
+           "scorecard_table", "sha256sum", "atomic_write", "atomic_folder", "check_cache_name", "check_writable",
+           "History", "cross_entropy_step", "index_batches", "make_optimizer", "warmup_cosine", "select", "to_device",
+           "train_step", "fit", "eval_mode", "predict", "error_count", "accuracy", "agreement", "per_class_accuracy",
+           "reliability_bins", "expected_calibration_error", "macro_f1", "data_dir", "results_dir", "Profile",
+           "get_profile", "default_profile_name", "seed_everything", "seeded", "PROFILES", "device_name", "Run",
+           "synchronize", "param_count", "model_size_mb", "latency", "call_latency", "serving_report", "mean_std",
+           "noise_of_difference", "compare", "paired_bootstrap_se", "table", "fingerprint", "TeacherCache", "by_index",
+           "recipe_key", "prepare_teacher", "value_checks", "values_checked", "check_number", "check_temperature",
+           "check_finite", "check_labels", "whole"]

@@ -18,6 +18,8 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from kdlib.core.validate import whole
+
 
 def concurrently(jobs: Sequence[Callable[[], Any]], device: torch.device | str = "cpu",
                  workers: int | None = None, desc: str | None = None) -> list[Any]:
@@ -30,8 +32,8 @@ def concurrently(jobs: Sequence[Callable[[], Any]], device: torch.device | str =
     jobs = list(jobs)
     if not all(callable(job) for job in jobs):
         raise ValueError("jobs must be functions of no arguments, e.g. [lambda: train(seed) for seed in seeds]")
-    if workers is not None and (not isinstance(workers, int) or isinstance(workers, bool) or workers < 1):
-        raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
+    if workers is not None:
+        workers = whole("workers", workers, 1)
     threads = torch.get_num_threads()
     workers = min(len(jobs), workers or threads)
     bar = tqdm(total=len(jobs), desc=desc, disable=desc is None, leave=False)

@@ -15,7 +15,7 @@ import torch
 
 from kdlib.core.costs import cost_per_1k, cost_per_success
 from kdlib.core.metrics import accuracy, agreement, expected_calibration_error, macro_f1
-from kdlib.core.validate import check_classification, check_number
+from kdlib.core.validate import check_classification, check_number, whole
 
 __all__ = ["quality_card", "system_card", "scorecard_table"]
 
@@ -54,8 +54,7 @@ def system_card(latency_ms: dict, batch: int, params: int, size_mb: float, price
     missing = [k for k in ("p50_ms", "p95_ms", "p99_ms", "mean_ms") if k not in latency_ms]
     if missing:
         raise ValueError(f"latency_ms lacks {', '.join(missing)}; pass what kdlib.core.serving.latency returns")
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be a whole number >= 1, got {batch!r}")
+    batch = whole("batch", batch, 1)
     mean_s = check_number("mean_ms", latency_ms["mean_ms"], low=0, low_open=True) / 1000
     per_request = mean_s / batch
     teacher_fraction = check_number("teacher_fraction", teacher_fraction, low=0, high=1)
@@ -80,8 +79,9 @@ def scorecard_table(cards: dict[str, dict]) -> str:
         raise ValueError("no cards: pass {model name: {**quality_card(...), **system_card(...)}}")
     columns = [(key, title, fmt) for key, title, fmt in COLUMNS if any(key in card for card in cards.values())]
     width = max(len("model"), *(len(name) for name in cards))
-    lines = [f"{'model':<{width}}" + "".join(f"{title:>{max(len(title), 8) + 2}}" for _, title, _ in columns)]
+    widths = [max(len(title), 8) + 2 for _, title, _ in columns]
+    lines = [f"{'model':<{width}}" + "".join(f"{title:>{w}}" for (_, title, _), w in zip(columns, widths))]
     for name, card in cards.items():
         cells = [fmt.format(card[key]) if key in card else "-" for key, _, fmt in columns]
-        lines.append(f"{name:<{width}}" + "".join(f"{c:>{max(len(t), 8) + 2}}" for c, (_, t, _) in zip(cells, columns)))
+        lines.append(f"{name:<{width}}" + "".join(f"{cell:>{w}}" for cell, w in zip(cells, widths)))
     return "\n".join(lines)

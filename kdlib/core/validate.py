@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextvars
 import math
+import numbers
 from contextlib import contextmanager
 
 import torch
@@ -49,6 +50,15 @@ def check_number(name: str, value, low: float | None = None, high: float | None 
             f"{' and' if low is not None else ''} <= {high}" if high is not None else "")
         raise ValueError(f"{name} must be a finite number{where}, got {name}={value!r}" + (f"; {hint}" if hint else ""))
     return float(value)
+
+
+def whole(name: str, value, low: int, high: int | None = None, hint: str = "") -> int:
+    """``value`` as an int, or ValueError unless it is a whole number (not a bool) in [low, high]."""
+    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
+    if not ok or value < low or (high is not None and value > high):
+        where = f"in [{low}, {high}]" if high is not None else f">= {low}"
+        raise ValueError(f"{name} must be a whole number {where}, got {name}={value!r}" + (f"; {hint}" if hint else ""))
+    return int(value)
 
 
 def check_temperature(T: float) -> float:

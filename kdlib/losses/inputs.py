@@ -17,11 +17,9 @@ all-masked batches. Used by every loss of notebooks 01-07; ``tests/test_fuzz_los
 """
 from __future__ import annotations
 
-import numbers
-
 import torch
 
-from kdlib.core.validate import check_finite, values_checked
+from kdlib.core.validate import check_finite, values_checked, whole  # noqa: F401 (callers use inputs.whole)
 
 
 def shape_of(x) -> tuple:
@@ -140,13 +138,6 @@ def choice(name: str, value, options: tuple) -> str:
     return value
 
 
-def whole(name: str, value, low: int, high: int | None = None, hint: str = "") -> int:
-    """``value`` as an int, or ValueError unless it is a whole number (not a bool) in [low, high]."""
-    ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-    if not ok or value < low or (high is not None and value > high):
-        where = f"in [{low}, {high}]" if high is not None else f">= {low}"
-        raise ValueError(f"{name} must be a whole number {where}, got {name}={value!r}" + (f"; {hint}" if hint else ""))
-    return int(value)
 
 
 def flag(name: str, value) -> bool:

@@ -2,8 +2,8 @@
 are formatted, read back and filtered, the rationale teacher, and the teacher as judge.
 
 Modules: ``arithmetic`` (problems, held-out templates), ``rationale`` (formats, answer extraction, votes,
-filters, scoring), ``teacher`` (the rationale teacher, its cached samples, the base student), ``judge`` (preference pairs
-judged by the teacher).
+filters, scoring), ``teacher`` (the rationale teacher, its cached samples, the base student), ``judge``
+(preference pairs judged by the teacher).
 """
 from kdlib.reasoning.arithmetic import (Problem, NAMES, OBJECTS, STEPS, OPS, SPLITS, arithmetic_splits,
                                         is_heldout_template, templates, apply_op, MAX_VALUE, equation_chains)
@@ -17,9 +17,9 @@ from kdlib.reasoning.judge import (teacher_answers, completion_scores, verdicts,
                                    judged_pairs, first_difference_step)
 
 __all__ = ["Problem", "NAMES", "OBJECTS", "STEPS", "OPS", "SPLITS", "arithmetic_splits", "is_heldout_template",
-           "templates", "apply_op", "MAX_VALUE", "equation_chains", "FORMATS", "ANSWER_PREFIX", "format_prompt", "format_completion",
-           "format_example", "extract_answer", "verify_answers", "check_rationale", "majority_vote", "Kept",
-           "filter_samples", "corrupt_rationale", "EQUATION", "format_texts", "evaluate_answers", "split_rationale",
-           "prepare_rationale_teacher", "teacher_samples", "prepare_base_student", "TEACHER_RECIPE_KEYS",
-           "BASE_RECIPE_KEYS", "teacher_answers",
-           "completion_scores", "verdicts", "judge_keys", "judge_samples", "judged_pairs", "first_difference_step"]
+           "templates", "apply_op", "MAX_VALUE", "equation_chains", "FORMATS", "ANSWER_PREFIX", "format_prompt",
+           "format_completion", "format_example", "extract_answer", "verify_answers", "check_rationale",
+           "majority_vote", "Kept", "filter_samples", "corrupt_rationale", "EQUATION", "format_texts",
+           "evaluate_answers", "split_rationale", "prepare_rationale_teacher", "teacher_samples",
+           "prepare_base_student", "TEACHER_RECIPE_KEYS", "BASE_RECIPE_KEYS", "teacher_answers", "completion_scores",
+           "verdicts", "judge_keys", "judge_samples", "judged_pairs", "first_difference_step"]

@@ -25,6 +25,8 @@ import itertools
 import random
 from dataclasses import dataclass
 
+from kdlib.core.validate import whole
+
 __all__ = ["Problem", "NAMES", "OBJECTS", "STEPS", "OPS", "SPLITS", "generate", "arithmetic_splits",
            "is_heldout_template", "templates", "apply_op", "MAX_VALUE", "equation_chains"]
 
@@ -152,9 +154,7 @@ def equation_chains(n: int, seed: int = 0, max_steps: int = 4) -> list[str]:
     problems' operations and value range but no word problem. The "pretraining text" of notebook 06's base
     student: it learns to compute and to take its operands from the text before it, not to read a problem.
     Deterministic in ``seed``."""
-    for name, value in (("n", n), ("max_steps", max_steps)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < (0 if name == "n" else 1):
-            raise ValueError(f"{name} must be a whole number >= {0 if name == 'n' else 1}, got {value!r}")
+    n, max_steps = whole("n", n, 0), whole("max_steps", max_steps, 1)
     rng = random.Random(f"kdlib-equations-{seed}")
     out = []
     while len(out) < n:
