@@ -18,7 +18,10 @@ def test_quality_card_slices_agreement_and_the_trap():
     card = quality_card(logits, labels, teacher, slices={"long": long, "none": torch.zeros(4, dtype=torch.bool)},
                         shifted=(logits[:2], labels[:2]))
     assert card["accuracy"] == 0.75 and card["teacher_agreement"] == 0.75 and card["shifted_accuracy"] == 1.0
-    assert card["slices"]["long"] == {"accuracy": 0.5, "n": 2} and card["slices"]["none"]["n"] == 0
+    # on the long requests the student agrees with its teacher half the time, and is right half the time
+    assert card["slices"]["long"] == {"accuracy": 0.5, "n": 2, "teacher_agreement": 0.5}
+    assert card["slices"]["none"]["n"] == 0
+    assert quality_card(logits, labels, slices={"long": long})["slices"]["long"] == {"accuracy": 0.5, "n": 2}
     # a student that copies the teacher agrees fully and is less accurate: agreement is not accuracy
     copy = quality_card(teacher, labels, teacher)
     assert copy["teacher_agreement"] == 1.0 and copy["accuracy"] == 0.5 < card["accuracy"]

@@ -24,8 +24,8 @@ def quality_card(logits: torch.Tensor, labels: torch.Tensor, teacher_logits: tor
                  slices: dict[str, torch.Tensor] | None = None,
                  shifted: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
     """Quality of ``logits`` (N, classes) against trusted ``labels`` (N,): ``accuracy``, ``macro_f1``, ``ece``,
-    ``teacher_agreement`` (with ``teacher_logits``), ``slices`` ({name: {"accuracy", "n"}} for each boolean mask
-    of shape (N,)) and ``shifted_accuracy`` (``shifted = (logits, labels)`` of another set)."""
+    ``teacher_agreement`` (with ``teacher_logits``), ``slices`` ({name: {"accuracy", "n"}, plus
+    "teacher_agreement" when ``teacher_logits`` are given} for each boolean mask of shape (N,)) and ``shifted_accuracy`` (``shifted = (logits, labels)`` of another set)."""
     check_classification(logits, labels)
     card = {"accuracy": accuracy(logits, labels), "macro_f1": macro_f1(logits, labels),
             "ece": expected_calibration_error(torch.softmax(logits.float(), -1), labels)}
@@ -40,6 +40,9 @@ def quality_card(logits: torch.Tensor, labels: torch.Tensor, teacher_logits: tor
                                  f"{tuple(getattr(mask, 'shape', ()))}")
             n = int(mask.sum())
             card["slices"][name] = {"accuracy": accuracy(logits[mask], labels[mask]) if n else float("nan"), "n": n}
+            if teacher_logits is not None:
+                card["slices"][name]["teacher_agreement"] = (agreement(logits[mask], teacher_logits[mask]) if n
+                                                             else float("nan"))
     if shifted is not None:
         card["shifted_accuracy"] = accuracy(*shifted)
     return card
@@ -79,9 +82,11 @@ def scorecard_table(cards: dict[str, dict]) -> str:
         raise ValueError("no cards: pass {model name: {**quality_card(...), **system_card(...)}}")
     columns = [(key, title, fmt) for key, title, fmt in COLUMNS if any(key in card for card in cards.values())]
     width = max(len("model"), *(len(name) for name in cards))
-    widths = [max(len(title), 8) + 2 for _, title, _ in columns]
+    rows = {name: [fmt.format(card[key]) if key in card else "-" for key, _, fmt in columns]
+            for name, card in cards.items()}
+    widths = [max(len(title), *(len(cells[i]) for cells in rows.values())) + 2
+              for i, (_, title, _) in enumerate(columns)]
     lines = [f"{'model':<{width}}" + "".join(f"{title:>{w}}" for (_, title, _), w in zip(columns, widths))]
-    for name, card in cards.items():
-        cells = [fmt.format(card[key]) if key in card else "-" for key, _, fmt in columns]
+    for name, cells in rows.items():
         lines.append(f"{name:<{width}}" + "".join(f"{cell:>{w}}" for cell, w in zip(cells, widths)))
     return "\n".join(lines)

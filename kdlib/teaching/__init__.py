@@ -4,13 +4,15 @@ README's results table, plots and widgets. Every notebook.
 Modules: ``checks`` (``check(name, fn)`` against references), ``verdicts`` (what ``check`` says about one
 call of a learner's function), ``exercises`` (``python -m kdlib.teaching.exercises`` builds notebooks/ from
 solutions/), ``report`` (``python -m kdlib.teaching.report``), ``claims`` (every number in a notebook's prose
-is supported by its results), ``plots``, ``widgets`` (the T and alpha sliders of 01).
+is supported by its results), ``plots`` (with the two scorecards of 09), ``widgets`` (the T and alpha sliders of 01, the break-even
+calculator of 09).
 """
 from kdlib.teaching.checks import (check, softmax_with_temperature, best_bias_shift, topk_with_tail, hidden_state_mse,
                                    attention_mse)
-from kdlib.teaching.plots import probability_bars, training_curves, sweep, reliability_diagram
-from kdlib.teaching.widgets import draw_losses, temperature_explorer
+from kdlib.teaching.plots import (probability_bars, training_curves, sweep, reliability_diagram, scorecard_plot,
+                                 show_scorecard)
+from kdlib.teaching.widgets import draw_losses, temperature_explorer, draw_break_even, break_even_explorer
 
 __all__ = ["check", "softmax_with_temperature", "best_bias_shift", "topk_with_tail", "hidden_state_mse",
-           "attention_mse", "probability_bars", "training_curves", "sweep", "reliability_diagram", "draw_losses",
-           "temperature_explorer"]
+           "attention_mse", "probability_bars", "training_curves", "sweep", "reliability_diagram", "scorecard_plot",
+           "show_scorecard", "draw_losses", "temperature_explorer", "draw_break_even", "break_even_explorer"]

@@ -294,3 +294,21 @@ def _dpo_cases() -> list[tuple]:
 
 register("completion_logprobs", "kdlib.lm.generate:completion_logprobs", _completion_logprob_cases)
 register("dpo_loss", "kdlib.losses.preference:dpo_loss", _dpo_cases)
+
+
+# ---- notebook 09: the cascade's router, and the break-even volume of distillation
+def _router_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(9)
+    cases = [(torch.randn(12, 3, generator=gen) * scale, threshold, T)
+             for scale, threshold, T in [(2.0, 0.6, 1.0), (4.0, 0.9, 1.0), (3.0, 0.5, 2.5), (1.0, 0.0, 1.0)]]
+    return cases + [(torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]]), 0.5, 0.5)]  # T < 1 sharpens
+
+
+def _break_even_cases() -> list[tuple]:
+    # (teacher labelling cost, student training cost, teacher cost per request, student cost per request)
+    return [(10.0, 5.0, 0.003, 0.001), (0.0, 2.0, 1e-4, 2e-5), (3.0, 4.0, 0.002, 0.002),  # no savings: never
+            (3.0, 4.0, 0.001, 0.002), (120.0, 0.0, 0.05, 0.0)]
+
+
+register("route_to_teacher", "kdlib.core.cascade:route_to_teacher", _router_cases)
+register("break_even_requests", "kdlib.core.costs:break_even_requests", _break_even_cases)

@@ -135,7 +135,9 @@ def _number_problem(got, want, rtol: float, atol: float) -> str | None:
     if isinstance(got, bool) or not isinstance(got, numbers.Real):
         return f"returned {_a(got)} ({describe(got, 60)}), expected a number"
     got, want = float(got), float(want)
-    if not math.isfinite(got) and math.isfinite(want):
+    if not math.isfinite(want):  # inf or NaN: only the same value matches (inf - x <= inf would pass anything)
+        return None if got == want or (math.isnan(got) and math.isnan(want)) else DIFFERS
+    if not math.isfinite(got):
         return f"{DIFFERS}: returned {got} where the reference is finite"
     return None if abs(got - want) <= atol + rtol * abs(want) or got == want else DIFFERS
 
