@@ -150,13 +150,44 @@ ROWS = [
     ("07_preference_dpo", "bias_slice.dpo_skewed_judge", "DPO student (skewed judge): coin answers rounded to ten",
      "-"),
     ("07_preference_dpo", "bias_gaps.skewed_judge_vs_teacher_judge.se", "standard error of the last two's gap", "-"),
+    # notebook 09
+    ("09_capacity_cascades_scorecards", "capacity.0.gain", "smallest MNIST student (784-8-8-10): distilled minus hard "
+     "labels, mean of seeds", "-"),
+    ("09_capacity_cascades_scorecards", "capacity.-1.gain", "largest MNIST student of the sweep: distilled minus hard "
+     "labels", "-"),
+    ("09_capacity_cascades_scorecards", "teacher_assistant.direct", "smallest student distilled from the teacher "
+     "directly", "-"),
+    ("09_capacity_cascades_scorecards", "teacher_assistant.via_assistant", "the same through a teacher assistant",
+     "better (Mirzadeh et al.)"),
+    ("09_capacity_cascades_scorecards", "teacher.accuracy", "tweet teacher (notebook 04), test accuracy without "
+     "the held-out topic", "-"),
+    ("09_capacity_cascades_scorecards", "student.accuracy", "1-layer distilled student, test accuracy", "-"),
+    ("09_capacity_cascades_scorecards", "chosen.accuracy", "cascade at its validation-chosen threshold, test "
+     "accuracy", "-"),
+    ("09_capacity_cascades_scorecards", "chosen.teacher_fraction", "share of test requests the cascade sends to the "
+     "teacher", "-"),
+    ("09_capacity_cascades_scorecards", "oracle.accuracy", "oracle router (sends exactly the student's mistakes)",
+     "-"),
+    ("09_capacity_cascades_scorecards", "equal_compute.accuracy", "one student of the cascade's compute, test "
+     "accuracy", "-"),
+    ("09_capacity_cascades_scorecards", "teacher.mean_ms", "teacher, mean latency at batch 1 (ms, CPU)", "-"),
+    ("09_capacity_cascades_scorecards", "chosen.mean_ms", "cascade, mean latency at batch 1 as served (ms)", "-"),
+    ("09_capacity_cascades_scorecards", "ece_before", "student's ECE before temperature scaling", "-"),
+    ("09_capacity_cascades_scorecards", "ece_after", "student's ECE after temperature scaling", "-"),
+    ("09_capacity_cascades_scorecards", "scorecards.teacher.shifted_accuracy", "teacher on the held-out topic (the "
+     "shift)", "-"),
+    ("09_capacity_cascades_scorecards", "scorecards.student.shifted_accuracy", "student on the held-out topic", "-"),
+    ("09_capacity_cascades_scorecards", "scorecards.student.slices.teacher wrong.teacher_agreement", "student's "
+     "agreement with the teacher where the teacher is wrong", "-"),
+    ("09_capacity_cascades_scorecards", "break_even_requests", "requests after which the cascade pays for its "
+     "distillation", "-"),
 ]
 
 
 def _lookup(metrics: dict, path: str):
     value = metrics
     for key in path.split("."):
-        value = value[key]
+        value = value[int(key)] if isinstance(value, list) else value[key]  # "capacity.-1.gain": the last row
     if isinstance(value, dict) and "mean_accuracy" in value:  # a method over seeds: mean ± std
         return f"{value['mean_accuracy']:.4f} ± {value['std_accuracy']:.4f}"
     return _fmt(value)
