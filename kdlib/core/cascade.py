@@ -53,6 +53,14 @@ def route_to_teacher(student_logits: torch.Tensor, threshold: float, T: float = 
     return route(confidence(student_logits, kind, T), threshold)
 
 
+def router_cases() -> list[tuple]:
+    """The exercise checks of ``route_to_teacher`` (notebook 09): (logits, threshold, T) cases."""
+    gen = torch.Generator().manual_seed(9)
+    cases = [(torch.randn(12, 3, generator=gen) * scale, threshold, T)
+             for scale, threshold, T in [(2.0, 0.6, 1.0), (4.0, 0.9, 1.0), (3.0, 0.5, 2.5), (1.0, 0.0, 1.0)]]
+    return cases + [(torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]]), 0.5, 0.5)]  # T < 1 sharpens
+
+
 def _check_router(to_teacher, n: int) -> torch.Tensor:
     if not isinstance(to_teacher, torch.Tensor) or to_teacher.dtype != torch.bool or to_teacher.shape != (n,):
         got = (f"dtype {to_teacher.dtype}, shape {tuple(to_teacher.shape)}" if isinstance(to_teacher, torch.Tensor)

@@ -56,3 +56,10 @@ def cumulative_cost(requests: Sequence[float], fixed_cost: float, per_request: f
     """``fixed_cost + n * per_request`` for each n in ``requests``: one line of the cost plot."""
     fixed_cost, per_request = _nonneg("fixed_cost", fixed_cost), _nonneg("per_request", per_request)
     return [fixed_cost + _nonneg("requests", n) * per_request for n in requests]
+
+
+def break_even_cases() -> list[tuple]:
+    """The exercise checks of ``break_even_requests`` (notebook 09): (labelling, training, teacher per request,
+    student per request) costs, including a student that saves nothing (never pays off) or costs more."""
+    return [(10.0, 5.0, 0.003, 0.001), (0.0, 2.0, 1e-4, 2e-5), (3.0, 4.0, 0.002, 0.002), (3.0, 4.0, 0.001, 0.002),
+            (120.0, 0.0, 0.05, 0.0)]

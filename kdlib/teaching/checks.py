@@ -29,19 +29,23 @@ from kdlib.teaching.verdicts import NOT_SOLVED, describe, fresh, judge
 _REGISTRY: dict[str, tuple[Callable | str, Callable[[], list[tuple]]]] = {}
 
 
-def register(name: str, reference: Callable | str, cases: Callable[[], list[tuple]]) -> None:
-    """Make ``check(name, fn)`` compare ``fn(*case)`` with ``reference(*case)`` for each case. ``reference`` may
-    be named ``"module:function"``; it is imported on the first check, so importing this module imports no
-    lesson's code."""
+def register(name: str, reference: Callable | str, cases: Callable[[], list[tuple]] | str) -> None:
+    """Make ``check(name, fn)`` compare ``fn(*case)`` with ``reference(*case)`` for each case. ``reference`` and
+    ``cases`` may be named ``"module:function"``; they are imported on the first check, so importing this module
+    imports no lesson's code."""
     _REGISTRY[name] = (reference, cases)
 
 
+def _imported(obj):
+    if isinstance(obj, str):
+        module, _, attr = obj.partition(":")
+        return getattr(importlib.import_module(module), attr)
+    return obj
+
+
 def _reference(name: str) -> Callable:
-    reference, cases = _REGISTRY[name]
-    if isinstance(reference, str):
-        module, _, attr = reference.partition(":")
-        reference = getattr(importlib.import_module(module), attr)
-        _REGISTRY[name] = (reference, cases)
+    reference, cases = (_imported(obj) for obj in _REGISTRY[name])
+    _REGISTRY[name] = (reference, cases)
     return reference
 
 
@@ -62,7 +66,7 @@ def check(name: str, fn: Callable, rtol: float = 1e-4, atol: float = 1e-5, verbo
     a verdict and the reference is returned; an exception in the reference itself is a bug of kdlib and raises."""
     if name not in _REGISTRY:
         raise KeyError(f"no exercise named {name!r}; known: {', '.join(sorted(_REGISTRY))}")
-    reference, cases = _reference(name), _REGISTRY[name][1]
+    reference, cases = _reference(name), _REGISTRY[name][1]  # _reference imported both
     say = print if verbose else (lambda *a: None)
     pristine = cases()
     wants = [reference(*fresh(args)) for args in pristine]
@@ -242,73 +246,15 @@ register("hidden_state_mse", hidden_state_mse, _hidden_mse_cases)
 register("attention_mse", attention_mse, _attention_mse_cases)
 
 
-# ---- notebook 06: answer extraction and verification, and the multi-task loss of Distilling step-by-step
-def _verify_cases() -> list[tuple]:
-    return [(["12+5=17. Answer: 17", "Answer: 3", "7+1=8. 8-2=6."], [17, 4, 6]),  # no "Answer:" is wrong
-            (["Answer: 5. Wait. Answer: 9", "Answer:42", "Answer: 12 apples"], [9, 42, 12]),  # the last one counts
-            (["", "Answer: -3", "Answer: 7 Answer: 7"], [0, -3, 7]),
-            (["3*4=12. Answer: 12", "Answer: 120"], [12, 12])]
+# ---- notebooks 06 and 07 (cases in kdlib.teaching.cases): answer verification, the multi-task loss of Distilling
+# step-by-step, summed completion log-probs with the prompt and padding masked, the DPO loss
+register("verify_answers", "kdlib.reasoning.rationale:verify_answers", "kdlib.teaching.cases:verify_cases")
+register("multitask_loss", "kdlib.losses.tokens:multitask_loss", "kdlib.teaching.cases:multitask_cases")
+register("completion_logprobs", "kdlib.lm.generate:completion_logprobs",
+         "kdlib.teaching.cases:completion_logprob_cases")
+register("dpo_loss", "kdlib.losses.preference:dpo_loss", "kdlib.teaching.cases:dpo_cases")
 
 
-def _multitask_cases() -> list[tuple]:
-    gen = torch.Generator().manual_seed(7)
-    cases = []
-    for (b1, l1), (b2, l2), v, lam in [((2, 5), (2, 9), 11, 1.0), ((3, 4), (3, 7), 6, 0.3), ((1, 6), (1, 6), 9, 0.0)]:
-        label = torch.randn(b1, l1, v, generator=gen), torch.randint(0, v, (b1, l1), generator=gen)
-        rationale = torch.randn(b2, l2, v, generator=gen), torch.randint(0, v, (b2, l2), generator=gen)
-        label_mask = torch.zeros(b1, l1, dtype=torch.long)
-        label_mask[:, l1 - 2:] = 1  # the answer tokens at the end
-        rationale_mask = (torch.rand(b2, l2, generator=gen) > 0.5).long()
-        rationale_mask[:, -1] = 1
-        cases.append((label[0], label[1], label_mask, rationale[0], rationale[1], rationale_mask, lam))
-    return cases
-
-
-register("verify_answers", "kdlib.reasoning.rationale:verify_answers", _verify_cases)
-register("multitask_loss", "kdlib.losses.tokens:multitask_loss", _multitask_cases)
-
-
-# ---- notebook 07: summed completion log-probs with the prompt and padding masked, and the DPO loss
-def _completion_logprob_cases() -> list[tuple]:
-    gen = torch.Generator().manual_seed(7)
-    cases = []
-    for n, length, v, prompt in [(2, 6, 9, 2), (3, 8, 13, 4), (1, 5, 7, 1)]:
-        ids = torch.randint(0, v, (n, length), generator=gen)
-        mask = torch.zeros(n, length, dtype=torch.long)
-        mask[:, prompt:] = 1
-        mask[0, -1] = 0  # a shorter first completion: right padding
-        cases.append((torch.randn(n, length, v, generator=gen) * 2, ids, mask))
-    return cases
-
-
-def _dpo_cases() -> list[tuple]:
-    gen = torch.Generator().manual_seed(8)
-    cases = []
-    for n, beta in [(4, 0.1), (3, 1.0), (5, 0.5)]:
-        pc, pr, rc, rr = (-torch.rand(n, generator=gen) * 20 for _ in range(4))
-        cases.append((pc, pr, rc, rr, beta))
-    z = torch.full((2,), -3.0)
-    cases.append((z, z - 1, z, z - 1, 0.2))  # policy == reference: log 2
-    return cases
-
-
-register("completion_logprobs", "kdlib.lm.generate:completion_logprobs", _completion_logprob_cases)
-register("dpo_loss", "kdlib.losses.preference:dpo_loss", _dpo_cases)
-
-
-# ---- notebook 09: the cascade's router, and the break-even volume of distillation
-def _router_cases() -> list[tuple]:
-    gen = torch.Generator().manual_seed(9)
-    cases = [(torch.randn(12, 3, generator=gen) * scale, threshold, T)
-             for scale, threshold, T in [(2.0, 0.6, 1.0), (4.0, 0.9, 1.0), (3.0, 0.5, 2.5), (1.0, 0.0, 1.0)]]
-    return cases + [(torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 0.0]]), 0.5, 0.5)]  # T < 1 sharpens
-
-
-def _break_even_cases() -> list[tuple]:
-    # (teacher labelling cost, student training cost, teacher cost per request, student cost per request)
-    return [(10.0, 5.0, 0.003, 0.001), (0.0, 2.0, 1e-4, 2e-5), (3.0, 4.0, 0.002, 0.002),  # no savings: never
-            (3.0, 4.0, 0.001, 0.002), (120.0, 0.0, 0.05, 0.0)]
-
-
-register("route_to_teacher", "kdlib.core.cascade:route_to_teacher", _router_cases)
-register("break_even_requests", "kdlib.core.costs:break_even_requests", _break_even_cases)
+# ---- notebook 09: the cascade's router and the break-even volume (their cases live beside the references)
+register("route_to_teacher", "kdlib.core.cascade:route_to_teacher", "kdlib.core.cascade:router_cases")
+register("break_even_requests", "kdlib.core.costs:break_even_requests", "kdlib.core.costs:break_even_cases")
