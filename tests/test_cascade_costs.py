@@ -59,7 +59,8 @@ def test_sweep_endpoints_oracle_and_choice():
     assert choose_threshold(sweep, target_accuracy=2.0)["accuracy"] == 1.0  # none qualifies: the most accurate
     # paired with the teacher (right on 1-3): the student alone is 0.25 behind, threshold 0.58 level, 0.7 ahead
     assert [r["gap"] for r in sweep] == [-0.25, 0.0, 0.25, 0.0]
-    assert sweep[1]["gap_se"] == pytest.approx(torch.tensor([1.0, 0, -1, 0]).std().item() / 2) and sweep[3]["gap_se"] == 0
+    assert sweep[1]["gap_se"] == pytest.approx(torch.tensor([1.0, 0, -1, 0]).std().item() / 2)
+    assert sweep[3]["gap_se"] == 0
     assert choose_threshold(sweep, tolerance=0.0)["threshold"] == 0.58
     # two standard errors of margin: 0.58 might be luck (gap 0, se 0.41), 0.7 is within 0.3 of the teacher
     assert choose_threshold(sweep, tolerance=0.3, z=2.0)["threshold"] == 0.7

@@ -25,7 +25,8 @@ def quality_card(logits: torch.Tensor, labels: torch.Tensor, teacher_logits: tor
                  shifted: tuple[torch.Tensor, torch.Tensor] | None = None) -> dict:
     """Quality of ``logits`` (N, classes) against trusted ``labels`` (N,): ``accuracy``, ``macro_f1``, ``ece``,
     ``teacher_agreement`` (with ``teacher_logits``), ``slices`` ({name: {"accuracy", "n"}, plus
-    "teacher_agreement" when ``teacher_logits`` are given} for each boolean mask of shape (N,)) and ``shifted_accuracy`` (``shifted = (logits, labels)`` of another set)."""
+    "teacher_agreement" when ``teacher_logits`` are given} for each boolean mask of shape (N,)) and
+    ``shifted_accuracy`` (``shifted = (logits, labels)`` of another set)."""
     check_classification(logits, labels)
     card = {"accuracy": accuracy(logits, labels), "macro_f1": macro_f1(logits, labels),
             "ece": expected_calibration_error(torch.softmax(logits.float(), -1), labels)}

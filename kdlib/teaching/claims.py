@@ -35,7 +35,8 @@ CITED = {
     "06_rationale_distillation": {"2023", "135", "170", "40", "72", "63"},  # papers, SmolLM2-135M, a throughput
     # estimate, an example equation chain (36 2 9: 36*2=72. 72-9=63.)
     "07_preference_dpo": {"2022", "2023", "2024", "0.693", "-0.79", "0.79", "570", "70%"},  # papers, log 2, an example
-    "09_capacity_cascades_scorecards": {"2019", "2020"},  # Cho and Hariharan, Mirzadeh et al.
+    "09_capacity_cascades_scorecards": {"2019", "2020", "97.5%"},  # Cho and Hariharan, Mirzadeh et al., the
+    # one-sided normal probability two standard errors give
 }
 
 

@@ -89,7 +89,7 @@ def scorecard_plot(cards: dict[str, dict], axes=None):
     axes[0].set_xticks([j + 0.4 - width / 2 for j in range(len(shown))], [title for _, title in shown])
     axes[0].set_ylim(0, 1)
     axes[0].set_title("model quality")
-    axes[0].legend(fontsize=8, loc="lower left")
+    axes[0].legend(fontsize=8, loc="lower center", ncol=min(4, len(cards)))
     for name, card in cards.items():
         if "cost_per_1k" in card:
             axes[1].scatter(card["cost_per_1k"], card["accuracy"], s=40)

@@ -69,13 +69,14 @@ def draw_break_even(labelling_seconds: float, training_seconds: float, teacher_s
     served = [d * requests_per_day for d in day_grid]
     ax = ax or plt.subplots(figsize=(7, 3.5))[1]
     ax.plot(day_grid, cumulative_cost(served, 0.0, teacher_cost), label="teacher serves everything")
-    ax.plot(day_grid, cumulative_cost(served, fixed, student_cost), label="distil, then serve the student")
+    ax.plot(day_grid, cumulative_cost(served, fixed, student_cost),
+            label="distil once, then serve the distilled model")
     out = {"break_even_requests": requests, "break_even_days": requests / requests_per_day, "fixed_cost": fixed,
            "saving_per_request": teacher_cost - student_cost}
     if out["break_even_days"] <= days:
         ax.axvline(out["break_even_days"], ls="--", color="gray")
-    verdict = (f"pays off after {requests:,.0f} requests ({out['break_even_days']:,.1f} days)" if requests < float("inf")
-               else "never pays off: the student saves nothing per request")
+    verdict = (f"pays off after {requests:,.0f} requests ({out['break_even_days']:,.1f} days)"
+               if requests < float("inf") else "never pays off: the student saves nothing per request")
     ax.set_title(f"{requests_per_day:,.0f} requests/day: {verdict}", fontsize=10)
     ax.set_xlabel("days of traffic")
     ax.set_ylabel("cumulative cost")
