@@ -1,9 +1,9 @@
-"""The arithmetic world of notebooks 06-07: generated word problems with gold rationales, how rationales
-are formatted, read back and filtered, the rationale teacher, and the teacher as judge.
+"""The arithmetic world of notebooks 06-08: generated word problems with gold rationales, how rationales
+are formatted, read back and filtered, the rationale teacher, the teacher as judge, and tool calls.
 
 Modules: ``arithmetic`` (problems, held-out templates), ``rationale`` (formats, answer extraction, votes,
 filters, scoring), ``teacher`` (the rationale teacher, its cached samples, the base student), ``judge``
-(preference pairs judged by the teacher).
+(preference pairs judged by the teacher), ``tools`` (tool traces and the runtime that executes calls: 08).
 """
 from kdlib.reasoning.arithmetic import (Problem, NAMES, OBJECTS, STEPS, OPS, SPLITS, arithmetic_splits,
                                         is_heldout_template, templates, apply_op, MAX_VALUE, equation_chains)
@@ -15,6 +15,8 @@ from kdlib.reasoning.teacher import (prepare_rationale_teacher, teacher_samples,
                                      TEACHER_RECIPE_KEYS, BASE_RECIPE_KEYS)
 from kdlib.reasoning.judge import (teacher_answers, completion_scores, verdicts, judge_keys, judge_samples,
                                    judged_pairs, first_difference_step)
+from kdlib.reasoning.tools import (ToolCall, calculator, TOOLS, parse_call, execute, trace_calls, to_tool_trace,
+                                   complete_with_tools, call_metrics, FAILURES)
 
 __all__ = ["Problem", "NAMES", "OBJECTS", "STEPS", "OPS", "SPLITS", "arithmetic_splits", "is_heldout_template",
            "templates", "apply_op", "MAX_VALUE", "equation_chains", "FORMATS", "ANSWER_PREFIX", "format_prompt",
@@ -22,4 +24,6 @@ __all__ = ["Problem", "NAMES", "OBJECTS", "STEPS", "OPS", "SPLITS", "arithmetic_
            "majority_vote", "Kept", "filter_samples", "corrupt_rationale", "EQUATION", "format_texts",
            "evaluate_answers", "split_rationale", "prepare_rationale_teacher", "teacher_samples",
            "prepare_base_student", "TEACHER_RECIPE_KEYS", "BASE_RECIPE_KEYS", "teacher_answers", "completion_scores",
-           "verdicts", "judge_keys", "judge_samples", "judged_pairs", "first_difference_step"]
+           "verdicts", "judge_keys", "judge_samples", "judged_pairs", "first_difference_step", "ToolCall",
+           "calculator", "TOOLS", "parse_call", "execute", "trace_calls", "to_tool_trace", "complete_with_tools",
+           "call_metrics", "FAILURES"]
