@@ -1,0 +1,47 @@
+"""Notebook 08's world: out-of-range problems, distractors and the policy slice, checked against the
+arithmetic they claim."""
+import random
+import re
+
+import pytest
+
+from kdlib.reasoning.arithmetic import MAX_VALUE, generate
+from kdlib.reasoning.rationale import check_rationale
+from kdlib.reasoning.world import POLICY, REFUSAL, must_refuse, policy_problems, scaled_problems, with_distractor
+
+
+def _numbers(text):
+    return [int(t) for t in re.findall(r"\d+", text)]
+
+
+def test_scaled_problems_are_consistent_and_out_of_range():
+    problems = scaled_problems(60, seed=0)
+    assert len(problems) == 60 and scaled_problems(60, seed=0) == problems  # deterministic
+    for p in problems:
+        assert check_rationale(f"{p.rationale} Answer: {p.answer}")  # every equation right, chained
+        assert max(_numbers(p.rationale)) > MAX_VALUE  # something the students never saw
+        # the question holds the rationale's opening number and operands, in order
+        opening = _numbers(p.question)[0]
+        assert p.rationale.startswith(f"{opening}")
+    # the same templates as the in-range problems of the split
+    assert [p.template for p in problems] == [p.template for p in generate(60, "test", 0)]
+    with pytest.raises(ValueError, match="factor"):
+        scaled_problems(3, factors=(1,))
+
+
+def test_distractor_adds_an_irrelevant_number_before_the_question():
+    problem = generate(1, "test", 0)[0]
+    noisy = with_distractor(problem, random.Random(0))
+    assert noisy.answer == problem.answer and noisy.rationale == problem.rationale
+    assert noisy.question.endswith(problem.question.split(". ")[-1])
+    assert len(_numbers(noisy.question)) == len(_numbers(problem.question)) + 1
+
+
+def test_policy_slice_alternates_forbidden_and_lookalikes():
+    problems = policy_problems(6, seed=0)
+    flags = [must_refuse(p.question) for p in problems]
+    assert flags == [True, False] * 3
+    assert all(POLICY["forbidden"] in p.question for p, f in zip(problems, flags) if f)
+    assert {obj for p in problems for obj in POLICY["lookalikes"] if obj in p.question} == set(POLICY["lookalikes"])
+    assert not must_refuse("Ann has 3 firewood logs. How many firewood logs does Ann have now?")
+    assert "fireworks" in REFUSAL
