@@ -59,13 +59,16 @@ def chat_prompts(tokenizer, questions: list[str], system: str | None = None) -> 
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], num_samples: int = 1, max_new_tokens: int = 32,
              temperature: float = 1.0, do_sample: bool = True, batch_size: int = 16, seed: int = 0,
-             add_special_tokens: bool = False) -> Samples:
+             add_special_tokens: bool = False, logits_processor=None) -> Samples:
     """Sample ``num_samples`` completions for each prompt (already formatted: use ``chat_prompts`` for chat
     models), in batches of ``batch_size`` prompts, left-padded; greedy when ``do_sample=False``. Sampling runs
     inside ``kdlib.core.profiles.seeded(seed)`` (the same samples for the same seed, the caller's RNG untouched)
     and in eval mode (``kdlib.core.inference.eval_mode``: the model's mode is restored afterwards). The tokenizer
     is not changed (left padding is asked per call), so models can generate in threads with one tokenizer
-    (``kdlib.core.concurrently``)."""
+    (``kdlib.core.concurrently``). ``logits_processor(prompt_length, first_row)``, when given, makes a
+    ``transformers`` logits processor for each batch (its rows are the samples ``first_row, first_row + 1, ...``
+    of the result, ``prompt_length`` the padded prompt width): notebook 08's tool runtime forces tool results
+    into the text this way."""
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos = tokenizer.eos_token_id
@@ -77,10 +80,14 @@ def generate(model, tokenizer, prompts: list[str], num_samples: int = 1, max_new
             chunk = prompts[start:start + batch_size]
             enc = tokenizer(chunk, return_tensors="pt", padding=True, padding_side="left",
                             add_special_tokens=add_special_tokens).to(device)
+            p_len = enc["input_ids"].shape[1]
+            extra = {}
+            if logits_processor is not None:
+                from transformers import LogitsProcessorList
+                extra["logits_processor"] = LogitsProcessorList([logits_processor(p_len, len(rows))])
             out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=do_sample,
                                  temperature=temperature if do_sample else None, top_p=None, top_k=None,
-                                 num_return_sequences=num_samples, pad_token_id=pad, eos_token_id=eos)
-            p_len = enc["input_ids"].shape[1]
+                                 num_return_sequences=num_samples, pad_token_id=pad, eos_token_id=eos, **extra)
             prompt_mask = enc["attention_mask"].repeat_interleave(num_samples, 0)
             for r in range(out.shape[0]):
                 rows.append((out[r, :p_len], prompt_mask[r], out[r, p_len:]))

@@ -4,8 +4,8 @@ are formatted, read back and filtered, the rationale teacher, the teacher as jud
 Modules: ``arithmetic`` (problems, held-out templates), ``rationale`` (formats, answer extraction, votes,
 filters, scoring), ``teacher`` (the rationale teacher, its cached samples, the base student), ``judge``
 (preference pairs judged by the teacher), ``tools`` (tool traces and the runtime that executes calls: 08),
-``world`` (out-of-range numbers, distractors and the policy slice: 08), ``pipeline`` (the teacher-data filters and
-their funnel: 08).
+``tool_generation`` (batched generation with the tool runtime: 08), ``world`` (out-of-range numbers, distractors
+and the policy slice: 08), ``pipeline`` (the teacher-data filters and their funnel: 08).
 """
 from kdlib.reasoning.arithmetic import (Problem, NAMES, OBJECTS, STEPS, OPS, SPLITS, arithmetic_splits,
                                         is_heldout_template, templates, apply_op, MAX_VALUE, equation_chains)
@@ -19,6 +19,7 @@ from kdlib.reasoning.judge import (teacher_answers, completion_scores, verdicts,
                                    judged_pairs, first_difference_step)
 from kdlib.reasoning.tools import (ToolCall, calculator, TOOLS, parse_call, execute, trace_calls, to_tool_trace,
                                    complete_with_tools, call_metrics, FAILURES)
+from kdlib.reasoning.tool_generation import ToolRuntime, generate_with_tools
 from kdlib.reasoning.world import scaled_problems, with_distractor, POLICY, REFUSAL, policy_problems, must_refuse
 from kdlib.reasoning.pipeline import exact_duplicates, near_duplicates, balance_domains, funnel
 
@@ -31,4 +32,5 @@ __all__ = ["Problem", "NAMES", "OBJECTS", "STEPS", "OPS", "SPLITS", "arithmetic_
            "verdicts", "judge_keys", "judge_samples", "judged_pairs", "first_difference_step", "ToolCall",
            "calculator", "TOOLS", "parse_call", "execute", "trace_calls", "to_tool_trace", "complete_with_tools",
            "call_metrics", "FAILURES", "scaled_problems", "with_distractor", "POLICY", "REFUSAL", "policy_problems",
-           "must_refuse", "exact_duplicates", "near_duplicates", "balance_domains", "funnel"]
+           "must_refuse", "ToolRuntime", "generate_with_tools", "exact_duplicates", "near_duplicates",
+           "balance_domains", "funnel"]
