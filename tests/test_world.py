@@ -7,7 +7,9 @@ import pytest
 
 from kdlib.reasoning.arithmetic import MAX_VALUE, generate
 from kdlib.reasoning.rationale import check_rationale
-from kdlib.reasoning.world import POLICY, REFUSAL, must_refuse, policy_problems, scaled_problems, with_distractor
+from kdlib.reasoning.tools import trace_calls
+from kdlib.reasoning.world import (POLICY, REFUSAL, must_refuse, policy_problems, refusal_example, scaled_problems,
+                                  tool_example, with_distractor)
 
 
 def _numbers(text):
@@ -45,3 +47,13 @@ def test_policy_slice_alternates_forbidden_and_lookalikes():
     assert {obj for p in problems for obj in POLICY["lookalikes"] if obj in p.question} == set(POLICY["lookalikes"])
     assert not must_refuse("Ann has 3 firewood logs. How many firewood logs does Ann have now?")
     assert "fireworks" in REFUSAL
+
+
+def test_tool_and_refusal_examples():
+    problem = scaled_problems(1, seed=3)[0]
+    prompt, completion = tool_example(problem)
+    assert prompt == problem.question + "\n"
+    assert completion.endswith(f"Answer: {problem.answer}") and completion.startswith("calc(")
+    calls = trace_calls(completion)
+    assert len(calls) == problem.steps and all(c.ok for c in calls)  # every recorded result is the tool's
+    assert refusal_example(problem) == (prompt, REFUSAL)

@@ -13,14 +13,15 @@ from kdlib.reasoning.rationale import (FORMATS, ANSWER_PREFIX, format_prompt, fo
                                        extract_answer, verify_answers, check_rationale, majority_vote, Kept,
                                        filter_samples, corrupt_rationale, EQUATION, format_texts, evaluate_answers,
                                        split_rationale)
-from kdlib.reasoning.teacher import (prepare_rationale_teacher, teacher_samples, prepare_base_student,
-                                     TEACHER_RECIPE_KEYS, BASE_RECIPE_KEYS)
+from kdlib.reasoning.teacher import (prepare_sft_teacher, prepare_rationale_teacher, teacher_samples,
+                                     prepare_base_student, TEACHER_RECIPE_KEYS, BASE_RECIPE_KEYS)
 from kdlib.reasoning.judge import (teacher_answers, completion_scores, verdicts, judge_keys, judge_samples,
                                    judged_pairs, first_difference_step)
 from kdlib.reasoning.tools import (ToolCall, calculator, TOOLS, parse_call, execute, trace_calls, to_tool_trace,
                                    complete_with_tools, call_metrics, FAILURES)
 from kdlib.reasoning.tool_generation import ToolRuntime, generate_with_tools
-from kdlib.reasoning.world import scaled_problems, with_distractor, POLICY, REFUSAL, policy_problems, must_refuse
+from kdlib.reasoning.world import (scaled_problems, with_distractor, POLICY, REFUSAL, policy_problems, must_refuse,
+                                  tool_example, refusal_example)
 from kdlib.reasoning.pipeline import exact_duplicates, near_duplicates, balance_domains, funnel
 
 __all__ = ["Problem", "NAMES", "OBJECTS", "STEPS", "OPS", "SPLITS", "arithmetic_splits", "is_heldout_template",
@@ -33,4 +34,4 @@ __all__ = ["Problem", "NAMES", "OBJECTS", "STEPS", "OPS", "SPLITS", "arithmetic_
            "calculator", "TOOLS", "parse_call", "execute", "trace_calls", "to_tool_trace", "complete_with_tools",
            "call_metrics", "FAILURES", "scaled_problems", "with_distractor", "POLICY", "REFUSAL", "policy_problems",
            "must_refuse", "ToolRuntime", "generate_with_tools", "exact_duplicates", "near_duplicates",
-           "balance_domains", "funnel"]
+           "balance_domains", "funnel", "tool_example", "refusal_example", "prepare_sft_teacher"]

@@ -2,7 +2,8 @@
 its sampled rationales, both cached under the data directory; and notebook 06's base student.
 
 * ``prepare_rationale_teacher``: a ``small_llama`` trained with ``kdlib.lm.sft`` on the ``rationale`` format of a
-  labelled pool, through ``kdlib.core.teacher_cache.prepare_teacher`` (a tqdm bar while training, weights cached under
+  labelled pool (``prepare_sft_teacher``: on any prompt-completion pairs, notebook 08's teachers), through
+  ``kdlib.core.teacher_cache.prepare_teacher`` (a tqdm bar while training, weights cached under
   ``datasets/cache/teachers`` keyed by the recipe, which includes the tokenizer's vocabulary and the pool;
   rebuilt on a key or checksum mismatch).
 * ``teacher_samples``: ``k`` sampled completions per prompt from *any* ``transformers`` causal LM, cached as
@@ -29,8 +30,8 @@ from kdlib.lm.small import small_llama
 from kdlib.reasoning.arithmetic import equation_chains
 from kdlib.reasoning.rationale import format_example
 
-__all__ = ["prepare_rationale_teacher", "teacher_samples", "prepare_base_student", "TEACHER_RECIPE_KEYS",
-           "BASE_RECIPE_KEYS"]
+__all__ = ["prepare_sft_teacher", "prepare_rationale_teacher", "teacher_samples", "prepare_base_student",
+           "TEACHER_RECIPE_KEYS", "BASE_RECIPE_KEYS"]
 
 TEACHER_RECIPE_KEYS = ("layers", "hidden", "heads", "steps", "batch", "lr", "n_pool", "seed")
 BASE_RECIPE_KEYS = ("layers", "hidden", "heads", "intermediate", "steps", "batch", "lr", "n_chains", "seed")
@@ -62,15 +63,15 @@ def _train_sft(model, tokenizer, pairs, recipe: dict, device, desc: str) -> None
         seed=recipe["seed"], desc=desc)
 
 
-def prepare_rationale_teacher(tokenizer, pool, recipe: dict, device="cpu", name: str = "arithmetic_teacher",
-                              log=print) -> torch.nn.Module:
+def prepare_sft_teacher(tokenizer, pairs: list[tuple[str, str]], recipe: dict, device="cpu",
+                        name: str = "sft_teacher", log=print) -> torch.nn.Module:
     """A ``small_llama(tokenizer, layers, hidden, heads)`` trained ``steps`` steps at ``batch`` and ``lr`` on the
-    ``rationale`` format (question -> gold rationale and answer) of ``pool`` (``recipe["n_pool"]`` problems),
-    loaded from the cache when it holds this recipe. Returns the teacher in eval mode on ``device``."""
+    completions of ``(prompt, completion)`` pairs, loaded from the cache when it holds this recipe (the key adds
+    the tokenizer's vocabulary and a digest of the pairs). Returns it in eval mode on ``device``. Notebook 08's
+    teachers (tool traces, refusals) are made this way."""
     _check_recipe(recipe, TEACHER_RECIPE_KEYS, "teacher")
-    if len(pool) != recipe["n_pool"]:
-        raise ValueError(f"recipe says n_pool={recipe['n_pool']} but {len(pool)} problems were given")
-    pairs = [format_example(p, "rationale") for p in pool]
+    if len(pairs) != recipe["n_pool"]:
+        raise ValueError(f"recipe says n_pool={recipe['n_pool']} but {len(pairs)} examples were given")
     key = dict(recipe, vocab=_vocab(tokenizer), pool=_digest(a + b for a, b in pairs))
 
     def build():
@@ -78,6 +79,13 @@ def prepare_rationale_teacher(tokenizer, pool, recipe: dict, device="cpu", name:
 
     return prepare_teacher(name, key, build, lambda model: _train_sft(model, tokenizer, pairs, recipe, device,
                                                                       "teacher"), log=log).to(device).eval()
+
+
+def prepare_rationale_teacher(tokenizer, pool, recipe: dict, device="cpu", name: str = "arithmetic_teacher",
+                              log=print) -> torch.nn.Module:
+    """``prepare_sft_teacher`` on the ``rationale`` format (question -> gold rationale and answer) of ``pool``
+    (``recipe["n_pool"]`` problems): the teacher of notebooks 06 and 07."""
+    return prepare_sft_teacher(tokenizer, [format_example(p, "rationale") for p in pool], recipe, device, name, log)
 
 
 def prepare_base_student(tokenizer, recipe: dict, device="cpu", name: str = "arithmetic_base",
