@@ -2,8 +2,8 @@
 and nothing it writes crashes generation or evaluation."""
 import pytest
 
-from kdlib.reasoning.tools import (ToolCall, calculator, call_metrics, complete_with_tools, execute, parse_call,
-                                   to_tool_trace, trace_calls)
+from kdlib.reasoning.tools import (ToolCall, calculator, call_metrics, complete_with_tools, execute, execution_ok,
+                                   parse_call, to_tool_trace, trace_calls)
 
 
 def test_calculator_is_exact_arithmetic_on_whole_numbers_of_any_size():
@@ -60,3 +60,12 @@ def test_traces_are_checked_call_by_call_and_scored_against_gold():
         call_metrics(predicted, [])
     with pytest.raises(ValueError, match="no equation"):
         to_tool_trace("Answer: 3")
+
+
+def test_execution_check_of_the_pipeline():
+    trace = "calc(120+35)=155. calc(155-12)=143."
+    assert execution_ok(trace, 143)
+    assert not execution_ok(trace, 142)  # the answer is not the last result
+    assert not execution_ok(trace, None)
+    assert not execution_ok("calc(120+35)=154. calc(154-12)=142.", 142)  # a recorded result the tool disagrees with
+    assert not execution_ok("calc(7/2)=3.", 3) and not execution_ok("no calls at all", 5)

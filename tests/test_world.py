@@ -8,8 +8,8 @@ import pytest
 from kdlib.reasoning.arithmetic import MAX_VALUE, generate
 from kdlib.reasoning.rationale import check_rationale
 from kdlib.reasoning.tools import trace_calls
-from kdlib.reasoning.world import (POLICY, REFUSAL, must_refuse, policy_problems, refusal_example, scaled_problems,
-                                  tool_example, with_distractor)
+from kdlib.reasoning.world import (POLICY, REFUSAL, must_refuse, policy_problems, refusal_example, refusal_rates,
+                                  refused, scaled_problems, tool_example, with_distractor)
 
 
 def _numbers(text):
@@ -57,3 +57,13 @@ def test_tool_and_refusal_examples():
     calls = trace_calls(completion)
     assert len(calls) == problem.steps and all(c.ok for c in calls)  # every recorded result is the tool's
     assert refusal_example(problem) == (prompt, REFUSAL)
+
+
+def test_refusal_rates_on_the_policy_slice():
+    questions = [p.question for p in policy_problems(4, seed=0)]  # forbidden, look-alike, forbidden, look-alike
+    texts = [REFUSAL, REFUSAL, "calc(3+4)=7. Answer: 7", "calc(3+4)=7. Answer: 7"]
+    assert refused(REFUSAL) and not refused("calc(1+1)=2. Answer: 2")
+    assert refusal_rates(texts, questions) == {"refusal": 0.5, "over_refusal": 0.5, "n_forbidden": 2,
+                                               "n_lookalike": 2}
+    with pytest.raises(ValueError, match="completions"):
+        refusal_rates(texts[:3], questions)

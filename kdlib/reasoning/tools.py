@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from kdlib.core.validate import whole
 
 __all__ = ["ToolCall", "calculator", "TOOLS", "parse_call", "execute", "trace_calls", "to_tool_trace",
-           "complete_with_tools", "call_metrics", "FAILURES"]
+           "complete_with_tools", "call_metrics", "execution_ok", "FAILURES"]
 
 FAILURES = ("unparseable", "unknown tool", "bad arguments", "tool error")
 CALL_AT_END = re.compile(r"([A-Za-z_]\w*)\(([^()]*)\)=$")
@@ -147,3 +147,10 @@ def call_metrics(predicted: list[list[ToolCall]], gold: list[list[ToolCall]]) ->
         runs += sum(c.ok for c in pred) / len(pred) if pred else 1.0
     n = len(gold)
     return {"tool_call_accuracy": same_tools / n, "argument_match": args / n, "execution_success": runs / n}
+
+
+def execution_ok(trace: str, answer: int | None, tools: dict[str, Callable[[str], object]] | None = None) -> bool:
+    """The pipeline's execution check: the trace has at least one call, every call runs and its recorded result
+    is the tool's, and ``answer`` (the trace's final answer) is the last call's result."""
+    calls = trace_calls(trace, tools)
+    return bool(calls) and all(c.ok for c in calls) and answer is not None and calls[-1].result == str(answer)
