@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kdlib.core.validate import whole
+from kdlib.reasoning.arithmetic import apply_op
 
 __all__ = ["ToolCall", "calculator", "TOOLS", "parse_call", "execute", "trace_calls", "to_tool_trace",
            "complete_with_tools", "call_metrics", "execution_ok", "FAILURES"]
@@ -54,15 +55,9 @@ def calculator(args: str) -> int:
     if not match:
         raise ValueError(f"expected 'a op b' with whole numbers and one of + - * /, got {args!r}")
     a, op, b = int(match.group(1)), match.group(2), int(match.group(3))
-    if op == "+":
-        return a + b
-    if op == "-":
-        return a - b
-    if op == "*":
-        return a * b
-    if b == 0 or a % b:
-        raise ValueError(f"{a}/{b} is not a whole number")
-    return a // b
+    if op == "/" and b == 0:
+        raise ValueError(f"{a}/0: division by zero")
+    return apply_op(a, op, b)  # the problems' own arithmetic: exact division or ValueError
 
 
 TOOLS: dict[str, Callable[[str], object]] = {"calc": calculator}
