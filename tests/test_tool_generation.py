@@ -43,3 +43,15 @@ def test_a_model_that_memorised_wrong_results_gets_the_tools_results():
     assert [c.result for c in calls[0]] == ["5"]
     assert samples.texts[1].startswith("calc(9/0)=ERROR.")  # division by zero: a failed call, no exception
     assert calls[1][0].reason == "bad arguments"
+
+
+def test_runtime_fills_the_ans_register():
+    tok = build_tokenizer(["Q\ncalc(2+3)=5. calc(ans*4)=20.", "ERROR"])
+    calls = {}
+    runtime = ToolRuntime(tok, prompt_length=2, first_row=0, calls=calls)
+    ids = torch.tensor([tok("Q\ncalc(2+3)=", add_special_tokens=False)["input_ids"]])
+    for _ in range(2):  # "5", "."
+        ids = torch.cat([ids, runtime(ids, torch.zeros(1, len(tok))).argmax(-1, keepdim=True)], 1)
+    ids = torch.cat([ids, torch.tensor([tok(" calc(ans*4)=", add_special_tokens=False)["input_ids"]])], 1)
+    forced = runtime(ids, torch.zeros(1, len(tok))).argmax(-1)
+    assert tok.decode(forced) == "2" and [c.result for c in calls[0]] == ["5", "20"]

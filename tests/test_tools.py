@@ -69,3 +69,18 @@ def test_execution_check_of_the_pipeline():
     assert not execution_ok(trace, None)
     assert not execution_ok("calc(120+35)=154. calc(154-12)=142.", 142)  # a recorded result the tool disagrees with
     assert not execution_ok("calc(7/2)=3.", 3) and not execution_ok("no calls at all", 5)
+
+
+def test_the_ans_register_stands_for_the_last_successful_result():
+    gold = to_tool_trace("36*3=108. 108/4=27. 27+5=32.", ans=True)
+    assert gold == "calc(36*3)=108. calc(ans/4)=27. calc(ans+5)=32."
+    assert to_tool_trace("12+5=17. 3+4=7.", ans=True) == "calc(12+5)=17. calc(3+4)=7."  # not chained: no ans
+    assert [c.result for c in trace_calls(gold)] == ["108", "27", "32"] and execution_ok(gold, 32)
+    assert execute("calc", "ans*2", ans="21").result == "42" and execute("calc", "ans*2", ans="21").args == "ans*2"
+    early = execute("calc", "ans+1")
+    assert early.reason == "bad arguments" and "before any call" in early.detail
+    assert execute("calc", "answer+1", ans="3").reason == "bad arguments"  # only the word ans is the register
+    script = iter(["calc(ans+1)=", " calc(7*5)=", " calc(ans/0)=", " calc(ans-5)=", ""])
+    text, calls = complete_with_tools(lambda so_far: next(script), "Q\n")
+    assert text == "calc(ans+1)=ERROR. calc(7*5)=35. calc(ans/0)=ERROR. calc(ans-5)=30."  # failures skip ans
+    assert [c.reason for c in calls] == ["bad arguments", None, "bad arguments", None]

@@ -9,7 +9,7 @@ from kdlib.reasoning.arithmetic import MAX_VALUE, generate
 from kdlib.reasoning.rationale import check_rationale
 from kdlib.reasoning.tools import trace_calls
 from kdlib.reasoning.world import (POLICY, REFUSAL, must_refuse, policy_problems, refusal_example, refusal_rates,
-                                  refused, scaled_problems, tool_example, with_distractor)
+                                  refused, scaled_problems, tool_example, wide_result_problems, with_distractor)
 
 
 def _numbers(text):
@@ -67,3 +67,14 @@ def test_refusal_rates_on_the_policy_slice():
                                                "n_lookalike": 2}
     with pytest.raises(ValueError, match="completions"):
         refusal_rates(texts[:3], questions)
+
+
+def test_wide_results_keep_the_question_in_range_and_leave_it_in_the_results():
+    problems = wide_result_problems(50, seed=1)
+    assert len(problems) == 50 and wide_result_problems(50, seed=1) == problems
+    for p in problems:
+        assert check_rationale(f"{p.rationale} Answer: {p.answer}")
+        assert max(_numbers(p.question)) <= MAX_VALUE < max(_numbers(p.rationale))
+    prompt, completion = tool_example(problems[0], ans=True)
+    calls = trace_calls(completion)
+    assert all(c.ok for c in calls) and all(c.args.startswith("ans") for c in calls[1:])

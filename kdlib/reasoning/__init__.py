@@ -18,10 +18,11 @@ from kdlib.reasoning.teacher import (prepare_sft_teacher, prepare_rationale_teac
 from kdlib.reasoning.judge import (teacher_answers, completion_scores, verdicts, judge_keys, judge_samples,
                                    judged_pairs, first_difference_step)
 from kdlib.reasoning.tools import (ToolCall, calculator, TOOLS, parse_call, execute, trace_calls, to_tool_trace,
-                                   complete_with_tools, call_metrics, execution_ok, FAILURES)
+                                   complete_with_tools, call_metrics, execution_ok, last_result,
+                                   ANS, FAILURES)
 from kdlib.reasoning.tool_generation import ToolRuntime, generate_with_tools
-from kdlib.reasoning.world import (scaled_problems, with_distractor, POLICY, REFUSAL, policy_problems, must_refuse,
-                                  tool_example, refusal_example, refused, refusal_rates)
+from kdlib.reasoning.world import (scaled_problems, wide_result_problems, with_distractor, POLICY, REFUSAL,
+                                  policy_problems, must_refuse, tool_example, refusal_example, refused, refusal_rates)
 from kdlib.reasoning.pipeline import exact_duplicates, near_duplicates, balance_domains, funnel
 
 __all__ = ["Problem", "NAMES", "OBJECTS", "STEPS", "OPS", "SPLITS", "arithmetic_splits", "is_heldout_template",
@@ -35,4 +36,5 @@ __all__ = ["Problem", "NAMES", "OBJECTS", "STEPS", "OPS", "SPLITS", "arithmetic_
            "call_metrics", "FAILURES", "scaled_problems", "with_distractor", "POLICY", "REFUSAL", "policy_problems",
            "must_refuse", "ToolRuntime", "generate_with_tools", "exact_duplicates", "near_duplicates",
            "balance_domains", "funnel", "tool_example", "refusal_example", "prepare_sft_teacher",
-           "execution_ok", "refused", "refusal_rates"]
+           "execution_ok", "refused", "refusal_rates", "wide_result_problems",
+           "last_result", "ANS"]

@@ -9,6 +9,11 @@ call, runs the tool and appends its result and a full stop (``155.``), and gener
 tool's job, so a trace generalises to numbers the model never saw as long as it copies operands correctly, which
 a rationale (``120+35=155.``, the model computing) cannot.
 
+**The ``ans`` register.** A later call may write ``ans`` for the previous call's result (``calc(36*3)=108.
+calc(ans/4)=27.``), as on a pocket calculator: the model then never copies a result, only the question's numbers,
+so results outside the range it trained on cost it nothing (notebook 08's out-of-range split). ``ans`` is the last
+*successful* result; using it before any call returned one is a bad-arguments failure.
+
 Everything a model writes is data, never code: ``parse_call`` and ``execute`` turn every malformed call into a
 failed ``ToolCall`` with its reason (``unparseable``, ``unknown tool``, ``bad arguments``, ``tool error``), and
 ``complete_with_tools`` writes ``ERROR`` as that call's result and goes on; nothing a model writes can raise.
@@ -23,13 +28,15 @@ from kdlib.core.validate import whole
 from kdlib.reasoning.arithmetic import apply_op
 
 __all__ = ["ToolCall", "calculator", "TOOLS", "parse_call", "execute", "trace_calls", "to_tool_trace",
-           "complete_with_tools", "call_metrics", "execution_ok", "FAILURES"]
+           "complete_with_tools", "call_metrics", "execution_ok", "last_result", "ANS", "FAILURES"]
 
 FAILURES = ("unparseable", "unknown tool", "bad arguments", "tool error")
 CALL_AT_END = re.compile(r"([A-Za-z_]\w*)\(([^()]*)\)=$")
 CALL_IN_TEXT = re.compile(r"([A-Za-z_]\w*)\(([^()]*)\)=(\S*?)\.(?=\s|$)")
 ARITHMETIC = re.compile(r"^\s*(-?\d+)\s*([-+*/])\s*(-?\d+)\s*$")
 EQUATION_STEP = re.compile(r"(-?\d+)\s*([-+*/])\s*(-?\d+)\s*=\s*(-?\d+)\.")
+ANS = "ans"
+ANS_WORD = re.compile(rf"\b{ANS}\b")
 
 
 @dataclass(frozen=True)
@@ -63,18 +70,28 @@ def calculator(args: str) -> int:
 TOOLS: dict[str, Callable[[str], object]] = {"calc": calculator}
 
 
-def execute(name: str, args: str, tools: dict[str, Callable[[str], object]] | None = None) -> ToolCall:
-    """Run ``tools[name](args)`` and return the call with its result, or with the reason it failed: an unknown
-    tool, bad arguments (the tool raised ValueError or TypeError) or a tool error (anything else it raised)."""
+def execute(name: str, args: str, tools: dict[str, Callable[[str], object]] | None = None,
+            ans: str | None = None) -> ToolCall:
+    """Run ``tools[name](args)``, with ``ans`` written for the word ``ans`` in ``args``, and return the call (its
+    arguments as written) with its result, or with the reason it failed: an unknown tool, bad arguments (``ans``
+    with no previous result, or the tool raised ValueError or TypeError) or a tool error (anything else it
+    raised)."""
     tools = TOOLS if tools is None else tools
     if name not in tools:
         return ToolCall(name, args, reason="unknown tool", detail=f"no tool {name!r}; known: {', '.join(tools)}")
+    if ans is None and ANS_WORD.search(args):
+        return ToolCall(name, args, reason="bad arguments", detail=f"{ANS!r} used before any call returned a result")
     try:
-        return ToolCall(name, args, result=str(tools[name](args)))
+        return ToolCall(name, args, result=str(tools[name](ANS_WORD.sub(ans, args) if ans is not None else args)))
     except (ValueError, TypeError) as err:
         return ToolCall(name, args, reason="bad arguments", detail=str(err))
     except Exception as err:  # noqa: BLE001 - a tool's failure is data about the model's call, never a crash
         return ToolCall(name, args, reason="tool error", detail=f"{type(err).__name__}: {err}")
+
+
+def last_result(calls: list[ToolCall]) -> str | None:
+    """The result of the last successful call (what ``ans`` stands for next), or None."""
+    return next((c.result for c in reversed(calls) if c.ok), None)
 
 
 def parse_call(text: str) -> tuple[str, str] | ToolCall:
@@ -100,7 +117,7 @@ def complete_with_tools(continue_text: Callable[[str], str], prompt: str, max_ca
         if not text.endswith("=") or len(calls) >= max_calls:
             return text[len(prompt):], calls
         parsed = parse_call(text)
-        call = parsed if isinstance(parsed, ToolCall) else execute(*parsed, tools=tools)
+        call = parsed if isinstance(parsed, ToolCall) else execute(*parsed, tools=tools, ans=last_result(calls))
         calls.append(call)
         text += (call.result if call.ok else "ERROR") + "."
 
@@ -110,7 +127,7 @@ def trace_calls(trace: str, tools: dict[str, Callable[[str], object]] | None = N
     reason, and one whose recorded result differs from the tool's is a ``tool error`` ("recorded ... but")."""
     calls = []
     for match in CALL_IN_TEXT.finditer(trace):
-        call = execute(match.group(1), match.group(2), tools)
+        call = execute(match.group(1), match.group(2), tools, ans=last_result(calls))
         if call.ok and call.result != match.group(3):
             call = ToolCall(call.name, call.args, reason="tool error",
                             detail=f"recorded {match.group(3)!r} but the tool returns {call.result!r}")
@@ -118,12 +135,17 @@ def trace_calls(trace: str, tools: dict[str, Callable[[str], object]] | None = N
     return calls
 
 
-def to_tool_trace(rationale: str) -> str:
-    """A gold rationale (``"12+5=17. 17-3=14."``) as a tool trace (``"calc(12+5)=17. calc(17-3)=14."``)."""
+def to_tool_trace(rationale: str, ans: bool = False) -> str:
+    """A gold rationale (``"12+5=17. 17-3=14."``) as a tool trace (``"calc(12+5)=17. calc(17-3)=14."``); with
+    ``ans=True`` a step that starts from the previous result writes ``ans`` instead (``calc(ans-3)=14.``)."""
     steps = EQUATION_STEP.findall(rationale)
     if not steps:
         raise ValueError(f"no equation 'a op b=c.' in {rationale!r}")
-    return " ".join(f"calc({a}{op}{b})={c}." for a, op, b, c in steps)
+    calls, previous = [], None
+    for a, op, b, c in steps:
+        calls.append(f"calc({ANS if ans and a == previous else a}{op}{b})={c}.")
+        previous = c
+    return " ".join(calls)
 
 
 def call_metrics(predicted: list[list[ToolCall]], gold: list[list[ToolCall]]) -> dict:
