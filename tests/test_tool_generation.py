@@ -3,6 +3,7 @@ model's malformed call becomes a recorded failure, never an exception."""
 import torch
 
 from kdlib.lm.small import build_tokenizer, small_llama
+from kdlib.reasoning.teacher import teacher_samples
 from kdlib.reasoning.tool_generation import ToolRuntime, generate_with_tools
 
 TEXTS = ["Q\ncalc(2+3)=7. Answer: 7", "R\ncalc(9/0)=1. Answer: 1", "ERROR"]
@@ -28,8 +29,7 @@ def test_runtime_forces_the_result_after_a_call_then_lets_the_model_write():
     assert [(c.name, c.args, c.result) for c in calls[10]] == [("calc", "2+3", "5")]
 
 
-def test_a_model_that_memorised_wrong_results_gets_the_tools_results():
-    tok = _tokenizer()
+def _memorised(tok):
     model = small_llama(tok, layers=1, hidden=32, heads=2, seed=0)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     batch = tok([t + tok.eos_token for t in TEXTS[:2]], return_tensors="pt", padding=True, add_special_tokens=False)
@@ -38,11 +38,28 @@ def test_a_model_that_memorised_wrong_results_gets_the_tools_results():
         opt.zero_grad()
         model(**batch, labels=labels).loss.backward()
         opt.step()
+    return model.eval()
+
+
+def test_a_model_that_memorised_wrong_results_gets_the_tools_results(tmp_path, monkeypatch):
+    tok = _tokenizer()
+    model = _memorised(tok)
     samples, calls = generate_with_tools(model, tok, ["Q\n", "R\n"], max_new_tokens=20, do_sample=False)
     assert samples.texts[0].startswith("calc(2+3)=5.")  # the tool's result, not the memorised 7
     assert [c.result for c in calls[0]] == ["5"]
     assert samples.texts[1].startswith("calc(9/0)=ERROR.")  # division by zero: a failed call, no exception
     assert calls[1][0].reason == "bad arguments"
+    # the teacher's samples through the runtime are cached apart from plain samples of the same prompts
+    monkeypatch.setenv("KDLIB_DATA_DIR", str(tmp_path))
+    logs = []
+    with_tools = teacher_samples(model, tok, ["Q\n"], k=2, max_new_tokens=20, temperature=0.05, with_tools=True,
+                                 log=logs.append)
+    assert all(text.startswith("calc(2+3)=5.") for text in with_tools[0])
+    plain = teacher_samples(model, tok, ["Q\n"], k=2, max_new_tokens=20, temperature=0.05, log=logs.append)
+    assert all(text.startswith("calc(2+3)=7.") for text in plain[0])  # the memorised, wrong result
+    assert teacher_samples(model, tok, ["Q\n"], k=2, max_new_tokens=20, temperature=0.05, with_tools=True,
+                           log=logs.append) == with_tools and "loaded" in logs[-1]
+    assert len(list((tmp_path / "teacher_samples").glob("*.json"))) == 2
 
 
 def test_runtime_fills_the_ans_register():

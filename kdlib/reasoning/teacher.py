@@ -29,6 +29,7 @@ from kdlib.lm.sft import answer, sft_data, sft_step
 from kdlib.lm.small import small_llama
 from kdlib.reasoning.arithmetic import equation_chains
 from kdlib.reasoning.rationale import format_example
+from kdlib.reasoning.tool_generation import generate_with_tools
 
 __all__ = ["prepare_sft_teacher", "prepare_rationale_teacher", "teacher_samples", "prepare_base_student",
            "TEACHER_RECIPE_KEYS", "BASE_RECIPE_KEYS"]
@@ -127,14 +128,16 @@ def _stored_samples(path, settings: dict, n: int, k: int) -> tuple[list | None, 
 
 def teacher_samples(teacher, tokenizer, prompts: list[str], k: int, max_new_tokens: int = 64,
                     temperature: float = 1.0, seed: int = 0, batch_size: int = 256, cache: bool = True,
-                    log=print) -> list[list[str]]:
+                    with_tools: bool = False, log=print) -> list[list[str]]:
     """``k`` sampled completions per prompt (``result[i]`` answers ``prompts[i]``), from the cache under
     ``datasets/cache/teacher_samples`` when this teacher (by weights fingerprint), these prompts and these
     settings were sampled before; ``cache=False`` always samples and stores nothing. A cache file that is
     corrupt (truncated JSON, samples of the wrong shape) is resampled with a log line saying why, never
-    trusted; the folder is checked writable before sampling, and the file is written atomically."""
+    trusted; the folder is checked writable before sampling, and the file is written atomically.
+    ``with_tools=True`` samples through notebook 08's tool runtime (``kdlib.reasoning.tool_generation``): the texts
+    hold the results it wrote, and ``kdlib.reasoning.tools.trace_calls`` reads the calls back from them."""
     settings = dict(teacher=fingerprint(teacher), prompts=_digest(prompts), k=k, max_new_tokens=max_new_tokens,
-                    temperature=temperature, seed=seed)
+                    temperature=temperature, seed=seed, **({"tools": True} if with_tools else {}))
     path = data_dir() / "teacher_samples" / f"{recipe_key(settings)}.json"
     if cache:
         samples, why = _stored_samples(path, settings, len(prompts), k)
@@ -144,8 +147,12 @@ def teacher_samples(teacher, tokenizer, prompts: list[str], k: int, max_new_toke
         if why:
             log(f"teacher samples: cache {path.name} {why}; resampling")
         check_writable(path.parent, "teacher samples cache")
-    texts = answer(teacher, tokenizer, prompts, max_new_tokens=max_new_tokens, num_samples=k, do_sample=True,
-                   temperature=temperature, batch_size=batch_size, seed=seed)
+    if with_tools:
+        texts = generate_with_tools(teacher, tokenizer, prompts, num_samples=k, max_new_tokens=max_new_tokens,
+                                    do_sample=True, temperature=temperature, batch_size=batch_size, seed=seed)[0].texts
+    else:
+        texts = answer(teacher, tokenizer, prompts, max_new_tokens=max_new_tokens, num_samples=k, do_sample=True,
+                       temperature=temperature, batch_size=batch_size, seed=seed)
     samples = [texts[i * k:(i + 1) * k] for i in range(len(prompts))]
     if cache:
         try:
