@@ -94,7 +94,7 @@ def serve_stream(model: nn.Module, requests: torch.Tensor, batch: int = 1, warmu
         def serve(i):
             outputs.append(model(calls[i].to(device)).float().cpu())
 
-        timed = call_latency(serve, device, warmup=0, repeats=len(calls)) if calls else {}
+        timed = call_latency(serve, device, warmup=0, repeats=len(calls))  # len(requests) >= batch: one call or more
     n = len(calls) * batch
     return {**timed, "batch": batch, "requests": n, "requests_per_s": n / (timed["mean_ms"] * len(calls) / 1e3),
             "logits": torch.cat(outputs)}

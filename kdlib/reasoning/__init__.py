@@ -18,7 +18,7 @@ from kdlib.reasoning.teacher import (prepare_sft_teacher, prepare_rationale_teac
 from kdlib.reasoning.judge import (teacher_answers, completion_scores, verdicts, judge_keys, judge_samples,
                                    judged_pairs, first_difference_step)
 from kdlib.reasoning.tools import (ToolCall, calculator, TOOLS, parse_call, execute, trace_calls, to_tool_trace,
-                                   complete_with_tools, call_metrics, execution_ok, last_result,
+                                   complete_with_tools, run_call, call_metrics, execution_ok, last_result,
                                    ANS, FAILURES)
 from kdlib.reasoning.tool_generation import ToolRuntime, generate_with_tools
 from kdlib.reasoning.world import (scaled_problems, wide_result_problems, with_distractor, POLICY, REFUSAL,
@@ -37,4 +37,4 @@ __all__ = ["Problem", "NAMES", "OBJECTS", "STEPS", "OPS", "SPLITS", "arithmetic_
            "must_refuse", "ToolRuntime", "generate_with_tools", "exact_duplicates", "near_duplicates",
            "balance_domains", "funnel", "tool_example", "refusal_example", "prepare_sft_teacher",
            "execution_ok", "refused", "refusal_rates", "wide_result_problems",
-           "last_result", "ANS"]
+           "last_result", "ANS", "run_call"]

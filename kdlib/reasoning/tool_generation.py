@@ -17,7 +17,7 @@ from collections.abc import Callable
 import torch
 
 from kdlib.lm.generate import Samples, generate
-from kdlib.reasoning.tools import ToolCall, execute, last_result, parse_call
+from kdlib.reasoning.tools import ToolCall, run_call
 
 __all__ = ["ToolRuntime", "generate_with_tools"]
 
@@ -36,10 +36,7 @@ class ToolRuntime:
         made = self.calls.setdefault(self.first_row + row, [])
         if len(made) >= self.max_calls:
             return []
-        parsed = parse_call(completion)
-        call = parsed if isinstance(parsed, ToolCall) else execute(*parsed, tools=self.tools, ans=last_result(made))
-        made.append(call)
-        return self.tokenizer((call.result if call.ok else "ERROR") + ".", add_special_tokens=False)["input_ids"]
+        return self.tokenizer(run_call(completion, made, self.tools), add_special_tokens=False)["input_ids"]
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         for row in range(input_ids.shape[0]):

@@ -28,7 +28,7 @@ from kdlib.core.validate import whole
 from kdlib.reasoning.arithmetic import apply_op
 
 __all__ = ["ToolCall", "calculator", "TOOLS", "parse_call", "execute", "trace_calls", "to_tool_trace",
-           "complete_with_tools", "call_metrics", "execution_ok", "last_result", "ANS", "FAILURES"]
+           "complete_with_tools", "run_call", "call_metrics", "execution_ok", "last_result", "ANS", "FAILURES"]
 
 FAILURES = ("unparseable", "unknown tool", "bad arguments", "tool error")
 CALL_AT_END = re.compile(r"([A-Za-z_]\w*)\(([^()]*)\)=$")
@@ -116,10 +116,17 @@ def complete_with_tools(continue_text: Callable[[str], str], prompt: str, max_ca
         text += continue_text(text)
         if not text.endswith("=") or len(calls) >= max_calls:
             return text[len(prompt):], calls
-        parsed = parse_call(text)
-        call = parsed if isinstance(parsed, ToolCall) else execute(*parsed, tools=tools, ans=last_result(calls))
-        calls.append(call)
-        text += (call.result if call.ok else "ERROR") + "."
+        text += run_call(text, calls, tools)
+
+
+def run_call(text: str, calls: list[ToolCall], tools: dict[str, Callable[[str], object]] | None = None) -> str:
+    """The runtime's step once a model has written ``...name(args)=``: parse the call ``text`` ends with, execute
+    it with ``ans`` the last successful result of ``calls``, append it to ``calls``, and return what the runtime
+    writes next, ``result.`` or ``ERROR.`` (``complete_with_tools`` and the batched ``ToolRuntime`` share it)."""
+    parsed = parse_call(text)
+    call = parsed if isinstance(parsed, ToolCall) else execute(*parsed, tools=tools, ans=last_result(calls))
+    calls.append(call)
+    return (call.result if call.ok else "ERROR") + "."
 
 
 def trace_calls(trace: str, tools: dict[str, Callable[[str], object]] | None = None) -> list[ToolCall]:
