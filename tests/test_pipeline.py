@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from kdlib.reasoning.pipeline import balance_domains, exact_duplicates, funnel, near_duplicates
+from kdlib.reasoning.pipeline import balance_domains, exact_duplicates, funnel, jaccard_duplicates, near_duplicates
 
 
 def test_exact_and_near_duplicates_keep_the_first_of_each_group():
@@ -37,3 +37,13 @@ def test_balance_and_funnel_accounting():
         funnel(2, [("bad", lambda idx: [1, 0])], [False, False])
     with pytest.raises(ValueError, match="wrong must say"):
         funnel(3, [], [False])
+
+
+def test_the_exact_jaccard_rule_is_what_minhash_estimates():
+    base = "Ann has 12 apples. Ann buys 5 more. Ann gives 3 to Ben. How many apples does Ann have now?"
+    texts = [base, base.replace("Ben", "Cal"), "Eve loses 4.", base.replace("apples", "pens").replace("12", "40"),
+             "Eve loses 4 pens today."]
+    exact = jaccard_duplicates(texts, threshold=0.6)
+    assert exact == [True, False, True, True, True]  # one word changed: Jaccard 15/21; three changed: 11/25
+    assert near_duplicates(texts, threshold=0.6) == exact
+    assert jaccard_duplicates(["a b", "A  B"], threshold=1.0) == [True, False]

@@ -5,11 +5,13 @@ import re
 
 import pytest
 
-from kdlib.reasoning.arithmetic import MAX_VALUE, generate
-from kdlib.reasoning.rationale import check_rationale
+from kdlib.lm.small import build_tokenizer
+from kdlib.reasoning.arithmetic import MAX_VALUE, arithmetic_splits, generate
+from kdlib.reasoning.rationale import FORMATS, check_rationale, format_example
 from kdlib.reasoning.tools import trace_calls
 from kdlib.reasoning.world import (POLICY, REFUSAL, must_refuse, policy_problems, refusal_example, refusal_rates,
-                                  refused, scaled_problems, tool_example, wide_result_problems, with_distractor)
+                                  refused, scaled_problems, tool_example, trace_answer, wide_result_problems,
+                                  with_distractor, world_texts)
 
 
 def _numbers(text):
@@ -74,7 +76,26 @@ def test_wide_results_keep_the_question_in_range_and_leave_it_in_the_results():
     assert len(problems) == 50 and wide_result_problems(50, seed=1) == problems
     for p in problems:
         assert check_rationale(f"{p.rationale} Answer: {p.answer}")
-        assert max(_numbers(p.question)) <= MAX_VALUE < max(_numbers(p.rationale))
+        assert max(_numbers(p.question)) <= 60 and max(_numbers(p.rationale)) > MAX_VALUE  # training's ranges
     prompt, completion = tool_example(problems[0], ans=True)
     calls = trace_calls(completion)
     assert all(c.ok for c in calls) and all(c.args.startswith("ans") for c in calls[1:])
+    assert "Answer" not in completion and trace_answer(completion) == problems[0].answer  # the register holds it
+
+
+def test_trace_answer_reads_the_answer_line_or_the_last_result():
+    assert trace_answer("calc(2+3)=5. Answer: 7") == 7
+    assert trace_answer("calc(2+3)=5. calc(ans*40)=200.") == 200
+    assert trace_answer("calc(2+3)=5. calc(ans/0)=ERROR.") == 5  # the last call that ran
+    assert trace_answer(REFUSAL) is None and trace_answer("calc(2+") is None
+
+
+def test_world_texts_give_every_problem_a_known_token():
+    tok = build_tokenizer(world_texts())
+    rng = random.Random(0)
+    problems = (arithmetic_splits(50, 0, 0, 50, seed=3)["pool"] + wide_result_problems(20) + policy_problems(20)
+                + scaled_problems(10))
+    for p in problems:
+        texts = [*tool_example(p, ans=True), with_distractor(p, rng).question, REFUSAL]
+        for text in texts + [part for fmt in FORMATS for part in format_example(p, fmt)]:
+            assert tok.unk_token_id not in tok(text, add_special_tokens=False)["input_ids"], text

@@ -133,15 +133,19 @@ def answer(model, tokenizer, prompts: list[str], max_new_tokens: int = 64, num_s
                     do_sample=do_sample, temperature=temperature, batch_size=batch_size, seed=seed).texts
 
 
-def answer_cost(model, tokenizer, prompts: list[str], max_new_tokens: int = 64, warmup: int = 2) -> dict:
+def answer_cost(model, tokenizer, prompts: list[str], max_new_tokens: int = 64, warmup: int = 2,
+                logits_processor=None) -> dict:
     """What an answer costs at serving time, one question at a time (batch 1, greedy): ``tokens`` (mean
     generated tokens per answer, end-of-sequence included) and the latency per answer in ms (``p50_ms``,
-    ``p95_ms``, ``p99_ms``, ``mean_ms``, from ``kdlib.core.serving.call_latency`` over the prompts)."""
+    ``p95_ms``, ``p99_ms``, ``mean_ms``, from ``kdlib.core.serving.call_latency`` over the prompts).
+    ``logits_processor``: as for ``kdlib.lm.generate.generate`` (notebook 08 times answers with the tool runtime,
+    tool execution included)."""
     device = next(model.parameters()).device
     counts: list[int] = []
 
     def one(i):
-        out = generate(model, tokenizer, [prompts[i]], max_new_tokens=max_new_tokens, do_sample=False)
+        out = generate(model, tokenizer, [prompts[i]], max_new_tokens=max_new_tokens, do_sample=False,
+                       logits_processor=logits_processor)
         counts.append(int(out.completion_mask.sum()))
 
     lat = call_latency(one, device, warmup=warmup, repeats=len(prompts))

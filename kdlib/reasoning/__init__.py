@@ -5,7 +5,8 @@ Modules: ``arithmetic`` (problems, held-out templates), ``rationale`` (formats, 
 filters, scoring), ``teacher`` (the rationale teacher, its cached samples, the base student), ``judge``
 (preference pairs judged by the teacher), ``tools`` (tool traces and the runtime that executes calls: 08),
 ``tool_generation`` (batched generation with the tool runtime: 08), ``world`` (out-of-range numbers, distractors
-and the policy slice: 08), ``pipeline`` (the teacher-data filters and their funnel: 08).
+and the policy slice: 08), ``pipeline`` (the teacher-data filters and their funnel: 08), ``critique`` (a teacher
+flags the first wrong call of a draft and rewrites the rest: 08).
 """
 from kdlib.reasoning.arithmetic import (Problem, NAMES, OBJECTS, STEPS, OPS, SPLITS, arithmetic_splits,
                                         is_heldout_template, templates, apply_op, MAX_VALUE, equation_chains)
@@ -19,11 +20,13 @@ from kdlib.reasoning.judge import (teacher_answers, completion_scores, verdicts,
                                    judged_pairs, first_difference_step)
 from kdlib.reasoning.tools import (ToolCall, calculator, TOOLS, parse_call, execute, trace_calls, to_tool_trace,
                                    complete_with_tools, run_call, call_metrics, execution_ok, last_result,
-                                   ANS, FAILURES)
+                                   to_rationale, run_trace, ANS, FAILURES)
 from kdlib.reasoning.tool_generation import ToolRuntime, generate_with_tools
 from kdlib.reasoning.world import (scaled_problems, wide_result_problems, with_distractor, POLICY, REFUSAL,
-                                  policy_problems, must_refuse, tool_example, refusal_example, refused, refusal_rates)
-from kdlib.reasoning.pipeline import exact_duplicates, near_duplicates, balance_domains, funnel
+                                  policy_problems, must_refuse, tool_example, refusal_example, refused, refusal_rates,
+                                  trace_answer, world_texts)
+from kdlib.reasoning.pipeline import exact_duplicates, near_duplicates, jaccard_duplicates, balance_domains, funnel
+from kdlib.reasoning.critique import first_disagreement, critique, revise
 
 __all__ = ["Problem", "NAMES", "OBJECTS", "STEPS", "OPS", "SPLITS", "arithmetic_splits", "is_heldout_template",
            "templates", "apply_op", "MAX_VALUE", "equation_chains", "FORMATS", "ANSWER_PREFIX", "format_prompt",
@@ -37,4 +40,5 @@ __all__ = ["Problem", "NAMES", "OBJECTS", "STEPS", "OPS", "SPLITS", "arithmetic_
            "must_refuse", "ToolRuntime", "generate_with_tools", "exact_duplicates", "near_duplicates",
            "balance_domains", "funnel", "tool_example", "refusal_example", "prepare_sft_teacher",
            "execution_ok", "refused", "refusal_rates", "wide_result_problems",
-           "last_result", "ANS", "run_call"]
+           "last_result", "ANS", "run_call", "to_rationale", "run_trace", "trace_answer", "world_texts",
+           "jaccard_duplicates", "first_disagreement", "critique", "revise"]

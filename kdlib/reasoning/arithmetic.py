@@ -99,24 +99,24 @@ def templates(steps: int, heldout: bool) -> list[tuple[int, ...]]:
     return [t for t in itertools.product(range(len(STEPS)), repeat=steps) if is_heldout_template(t) == heldout]
 
 
-def _operand(rng: random.Random, x: int, op: str) -> int | None:
+def _operand(rng: random.Random, x: int, op: str, cap: float = MAX_VALUE) -> int | None:
     if op == "+":
-        return rng.randint(1, min(40, MAX_VALUE - x)) if x < MAX_VALUE else None
+        return rng.randint(1, min(40, cap - x)) if x < cap else None
     if op == "-":
         return rng.randint(1, min(40, x - 2)) if x > 2 else None
     if op == "*":
-        ks = [k for k in (2, 3, 4, 5) if x * k <= MAX_VALUE]
+        ks = [k for k in (2, 3, 4, 5) if x * k <= cap]
     else:
         ks = [k for k in (2, 3, 4, 5) if x % k == 0 and x >= 2 * k]
     return rng.choice(ks) if ks else None
 
 
-def _run(rng: random.Random, x: int, ops) -> list[tuple[str, int, int]] | None:
+def _run(rng: random.Random, x: int, ops, cap: float = MAX_VALUE) -> list[tuple[str, int, int]] | None:
     """The operations ``ops`` applied in turn from ``x``: ``(op, k, result)`` per step, or None when one of
-    them has no valid operand."""
+    them has no valid operand. Results stay at most ``cap`` (``math.inf``: the operands' ranges alone)."""
     out = []
     for op in ops:
-        k = _operand(rng, x, op)
+        k = _operand(rng, x, op, cap)
         if k is None:
             return None
         x = apply_op(x, op, k)

@@ -9,7 +9,7 @@ pipeline itself never sees): a filter that mostly removes right answers costs da
 * ``exact_duplicates``: keeps the first of texts equal after lower-casing and collapsing white space;
 * ``near_duplicates``: MinHash signatures of word n-gram shingles and locality-sensitive hashing
   (``datasketch.MinHashLSH``): a text whose estimated Jaccard similarity to a text kept before it is at least
-  ``threshold`` is removed;
+  ``threshold`` is removed; ``jaccard_duplicates`` is the same rule computed exactly over every pair;
 * ``balance_domains``: at most ``cap`` items per domain (the first ones), so one source cannot dominate.
 """
 from __future__ import annotations
@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 from kdlib.core.validate import check_number, whole
 
-__all__ = ["exact_duplicates", "near_duplicates", "balance_domains", "funnel"]
+__all__ = ["exact_duplicates", "near_duplicates", "jaccard_duplicates", "balance_domains", "funnel"]
 
 
 def _norm(text: str) -> str:
@@ -54,15 +54,33 @@ def near_duplicates(texts: Sequence[str], threshold: float = 0.8, num_perm: int 
                          "permutations (e.g. num_perm=256)") from err
     keep = []
     for i, text in enumerate(texts):
-        words = _norm(text).split()
-        shingles = {" ".join(words[j:j + ngram]) for j in range(max(1, len(words) - ngram + 1))}
         signature = MinHash(num_perm=num_perm, seed=seed)
-        for shingle in shingles:
+        for shingle in _shingles(text, ngram):
             signature.update(shingle.encode())
         duplicate = bool(lsh.query(signature))
         keep.append(not duplicate)
         if not duplicate:
             lsh.insert(str(i), signature)
+    return keep
+
+
+def _shingles(text: str, ngram: int) -> set[str]:
+    words = _norm(text).split()
+    return {" ".join(words[j:j + ngram]) for j in range(max(1, len(words) - ngram + 1))}
+
+
+def jaccard_duplicates(texts: Sequence[str], threshold: float = 0.8, ngram: int = 3) -> list[bool]:
+    """``near_duplicates`` computed exactly: a text is dropped when the Jaccard similarity of its word
+    ``ngram``-shingles with a text kept before it, ``|A & B| / |A | B|``, is at least ``threshold``. Every pair is
+    compared (quadratic: the reference of notebook 08's exercise, and the truth MinHash LSH estimates)."""
+    kept: list[set[str]] = []
+    keep = []
+    for text in texts:
+        mine = _shingles(text, ngram)
+        duplicate = any(len(mine & other) / len(mine | other) >= threshold for other in kept)
+        keep.append(not duplicate)
+        if not duplicate:
+            kept.append(mine)
     return keep
 
 

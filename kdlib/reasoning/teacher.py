@@ -16,6 +16,7 @@ its sampled rationales, both cached under the data directory; and notebook 06's 
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 
@@ -30,6 +31,7 @@ from kdlib.lm.small import small_llama
 from kdlib.reasoning.arithmetic import equation_chains
 from kdlib.reasoning.rationale import format_example
 from kdlib.reasoning.tool_generation import generate_with_tools
+from kdlib.reasoning.tools import to_tool_trace
 
 __all__ = ["prepare_sft_teacher", "prepare_rationale_teacher", "teacher_samples", "prepare_base_student",
            "TEACHER_RECIPE_KEYS", "BASE_RECIPE_KEYS"]
@@ -65,17 +67,21 @@ def _train_sft(model, tokenizer, pairs, recipe: dict, device, desc: str) -> None
 
 
 def prepare_sft_teacher(tokenizer, pairs: list[tuple[str, str]], recipe: dict, device="cpu",
-                        name: str = "sft_teacher", log=print) -> torch.nn.Module:
+                        name: str = "sft_teacher", log=print, init: torch.nn.Module | None = None) -> torch.nn.Module:
     """A ``small_llama(tokenizer, layers, hidden, heads)`` trained ``steps`` steps at ``batch`` and ``lr`` on the
     completions of ``(prompt, completion)`` pairs, loaded from the cache when it holds this recipe (the key adds
-    the tokenizer's vocabulary and a digest of the pairs). Returns it in eval mode on ``device``. Notebook 08's
-    teachers (tool traces, refusals) are made this way."""
+    the tokenizer's vocabulary and a digest of the pairs). ``init``: start from a copy of this model instead
+    (fine-tuning; the key adds its weights' fingerprint). Returns it in eval mode on ``device``. Notebook 08's
+    teachers (tool traces, refusals, and a safety fine-tune that over-refuses) are made this way."""
     _check_recipe(recipe, TEACHER_RECIPE_KEYS, "teacher")
     if len(pairs) != recipe["n_pool"]:
         raise ValueError(f"recipe says n_pool={recipe['n_pool']} but {len(pairs)} examples were given")
-    key = dict(recipe, vocab=_vocab(tokenizer), pool=_digest(a + b for a, b in pairs))
+    key = dict(recipe, vocab=_vocab(tokenizer), pool=_digest(a + b for a, b in pairs),
+               **({"init": fingerprint(init)} if init is not None else {}))
 
     def build():
+        if init is not None:
+            return copy.deepcopy(init).cpu().train()
         return small_llama(tokenizer, recipe["layers"], recipe["hidden"], recipe["heads"], seed=recipe["seed"])
 
     return prepare_teacher(name, key, build, lambda model: _train_sft(model, tokenizer, pairs, recipe, device,
@@ -94,9 +100,13 @@ def prepare_base_student(tokenizer, recipe: dict, device="cpu", name: str = "ari
     """Notebook 06's base student: ``small_llama(tokenizer, layers, hidden, heads, intermediate)`` trained
     ``steps`` steps on ``n_chains`` equation chains on listed numbers (``"36 2 9: 36*2=72. 72-9=63."``; no word
     problems, no questions: it learns to compute and to copy operands from context, not to read a problem), cached
-    like the teacher. Every student of 06 starts from a copy of it. Returns it in eval mode on ``device``."""
+    like the teacher. Every student of 06 starts from a copy of it. With ``recipe["tool_chains"]`` true (notebook
+    08) it also reads every chain written as tool calls (``"36 2 9: calc(36*2)=72. calc(ans-9)=63."``), so that
+    students of either format start from the same base. Returns it in eval mode on ``device``."""
     _check_recipe(recipe, BASE_RECIPE_KEYS, "base student")
     chains = equation_chains(recipe["n_chains"], seed=recipe["seed"])
+    if recipe.get("tool_chains"):  # notebook 08: the same chains written as tool calls too
+        chains += [f"{head}: {to_tool_trace(body, ans=True)}" for head, body in (c.split(": ", 1) for c in chains)]
     key = dict(recipe, vocab=_vocab(tokenizer), chains=_digest(chains))
 
     def build():

@@ -55,11 +55,16 @@ class ToolRuntime:
 
 def generate_with_tools(model, tokenizer, prompts: list[str], num_samples: int = 1, max_new_tokens: int = 64,
                         tools: dict[str, Callable[[str], object]] | None = None, max_calls: int = 8,
-                        **generate_kw) -> tuple[Samples, list[list[ToolCall]]]:
+                        history: list[list[ToolCall]] | None = None, **generate_kw
+                        ) -> tuple[Samples, list[list[ToolCall]]]:
     """``kdlib.lm.generate.generate`` with the tool runtime: the samples (their texts include the results the
-    runtime wrote) and, per sample, the calls it made. ``generate_kw``: ``temperature``, ``do_sample``,
-    ``batch_size``, ``seed``."""
-    calls: dict[int, list[ToolCall]] = {}
+    runtime wrote) and, per sample, the calls it made. ``history[i]``: the calls already made in ``prompts[i]``
+    (a prompt that ends inside a trace, as a revision does), so that ``ans`` continues from them; they head each
+    sample's list of calls. ``generate_kw``: ``temperature``, ``do_sample``, ``batch_size``, ``seed``."""
+    if history is not None and len(history) != len(prompts):
+        raise ValueError(f"history must hold one list of calls per prompt: {len(history)} for {len(prompts)} prompts")
+    calls: dict[int, list[ToolCall]] = ({} if history is None else
+                                        {i: list(history[i // num_samples]) for i in range(len(prompts) * num_samples)})
     samples = generate(model, tokenizer, prompts, num_samples=num_samples, max_new_tokens=max_new_tokens,
                        logits_processor=lambda p_len, first: ToolRuntime(tokenizer, p_len, first, calls, tools,
                                                                           max_calls), **generate_kw)

@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from kdlib.core.validate import whole
 from kdlib.reasoning.arithmetic import apply_op
 
-__all__ = ["ToolCall", "calculator", "TOOLS", "parse_call", "execute", "trace_calls", "to_tool_trace",
-           "complete_with_tools", "run_call", "call_metrics", "execution_ok", "last_result", "ANS", "FAILURES"]
+__all__ = ["ToolCall", "calculator", "TOOLS", "parse_call", "execute", "trace_calls", "to_tool_trace", "to_rationale",
+           "run_trace", "complete_with_tools", "run_call", "call_metrics", "execution_ok", "last_result", "ANS",
+           "FAILURES"]
 
 FAILURES = ("unparseable", "unknown tool", "bad arguments", "tool error")
 CALL_AT_END = re.compile(r"([A-Za-z_]\w*)\(([^()]*)\)=$")
@@ -142,6 +143,12 @@ def trace_calls(trace: str, tools: dict[str, Callable[[str], object]] | None = N
     return calls
 
 
+def run_trace(trace: str) -> list[tuple[bool, str]]:
+    """Notebook 08's exercise: per call of a finished trace, ``(True, result)`` when it runs and the trace recorded
+    the tool's result, else ``(False, reason)`` (``trace_calls`` in two words)."""
+    return [(c.ok, c.result if c.ok else c.reason) for c in trace_calls(trace)]
+
+
 def to_tool_trace(rationale: str, ans: bool = False) -> str:
     """A gold rationale (``"12+5=17. 17-3=14."``) as a tool trace (``"calc(12+5)=17. calc(17-3)=14."``); with
     ``ans=True`` a step that starts from the previous result writes ``ans`` instead (``calc(ans-3)=14.``)."""
@@ -153,6 +160,24 @@ def to_tool_trace(rationale: str, ans: bool = False) -> str:
         calls.append(f"calc({ANS if ans and a == previous else a}{op}{b})={c}.")
         previous = c
     return " ".join(calls)
+
+
+def to_rationale(trace: str, tools: dict[str, Callable[[str], object]] | None = None) -> str:
+    """A tool trace read back as a rationale, each call's equation with ``ans`` written out as the value it stood
+    for (``"calc(36*3)=108. calc(ans/4)=27."`` -> ``"36*3=108. 108/4=27."``): notebook 08's rationale students learn
+    the teacher's traces this way. ValueError when the trace has no call or a call failed (filter by execution
+    first)."""
+    calls = trace_calls(trace, tools)
+    failed = [c for c in calls if not c.ok]
+    if not calls or failed:
+        raise ValueError(f"only a trace whose calls all ran reads as a rationale; {trace!r} has "
+                         + (f"a failed call ({failed[0].reason}: {failed[0].detail})" if failed else "no call"))
+    parts, previous = [], None
+    for call in calls:
+        args = call.args.replace(" ", "")
+        parts.append(f"{ANS_WORD.sub(previous, args) if previous is not None else args}={call.result}.")
+        previous = call.result
+    return " ".join(parts)
 
 
 def call_metrics(predicted: list[list[ToolCall]], gold: list[list[ToolCall]]) -> dict:

@@ -1,4 +1,4 @@
-"""Exercise cases of notebooks 06 and 07, registered by ``kdlib.teaching.checks`` under the names of their
+"""Exercise cases of notebooks 06, 07 and 08, registered by ``kdlib.teaching.checks`` under the names of their
 references (imported on the first check)."""
 from __future__ import annotations
 
@@ -49,3 +49,18 @@ def dpo_cases() -> list[tuple]:
     z = torch.full((2,), -3.0)
     cases.append((z, z - 1, z, z - 1, 0.2))  # policy == reference: log 2
     return cases
+
+
+# ---- notebook 08: reading and executing a finished tool trace, and the exact near-duplicate filter
+def run_trace_cases() -> list[tuple]:
+    return [("calc(12+5)=17. calc(ans-3)=14.",),
+            ("calc(36*3)=108. calc(ans/4)=27. calc(ans/5)=ERROR.",),  # 27/5 is not whole: bad arguments
+            ("calc(ans+1)=2. calc(2+2)=5. calc(7-2)=5.",),  # ans before any result; a recorded result that is wrong
+            ("sqrt(16)=4. calc(3 * 4)=12. Answer: 12",), ("Answer: 3",)]
+
+
+def jaccard_cases() -> list[tuple]:
+    a = "Ann has 12 apples. Ann buys 5 more. How many apples does Ann have now?"
+    return [([a, a.replace("12", "13"), a.replace("apples", "pens"), "Ben loses 3."], 0.5),
+            ([a, a.replace("12", "13"), a.replace("apples", "pens"), "Ben loses 3."], 0.9),
+            (["a b c d", "A  b c D", "x y z", "a b c e"], 0.5), (["one two", "one two", "two"], 1.0)]

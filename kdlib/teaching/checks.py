@@ -255,6 +255,11 @@ register("completion_logprobs", "kdlib.lm.generate:completion_logprobs",
 register("dpo_loss", "kdlib.losses.preference:dpo_loss", "kdlib.teaching.cases:dpo_cases")
 
 
+# ---- notebook 08: the trace parser and executor, and the exact near-duplicate filter
+register("run_trace", "kdlib.reasoning.tools:run_trace", "kdlib.teaching.cases:run_trace_cases")
+register("jaccard_duplicates", "kdlib.reasoning.pipeline:jaccard_duplicates", "kdlib.teaching.cases:jaccard_cases")
+
+
 # ---- notebook 09: the cascade's router and the break-even volume (their cases live beside the references)
 register("route_to_teacher", "kdlib.core.cascade:route_to_teacher", "kdlib.core.cascade:router_cases")
 register("break_even_requests", "kdlib.core.costs:break_even_requests", "kdlib.core.costs:break_even_cases")

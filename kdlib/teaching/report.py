@@ -151,6 +151,27 @@ ROWS = [
      "-"),
     ("07_preference_dpo", "bias_gaps.skewed_judge_vs_teacher_judge.se", "standard error of the last two's gap", "-"),
     # notebook 09
+    ("08_teacher_data_pipeline", "teacher.well-behaved.in range", "tool-trace teacher, in-range accuracy", "-"),
+    ("08_teacher_data_pipeline", "teacher.well-behaved.out of range", "tool-trace teacher, out-of-range accuracy", "-"),
+    ("08_teacher_data_pipeline", "execution_filter.right_before", "teacher samples that are right", "-"),
+    ("08_teacher_data_pipeline", "execution_filter.right_after", "the same after the execution check", "-"),
+    ("08_teacher_data_pipeline", "students.0.in_range_accuracy", "answer-only student, in range (one seed)", "-"),
+    ("08_teacher_data_pipeline", "students.1.in_range_accuracy", "rationale student, in range (mean of seeds)", "-"),
+    ("08_teacher_data_pipeline", "students.2.in_range_accuracy", "tool-trace student, in range (mean of seeds)", "-"),
+    ("08_teacher_data_pipeline", "students.1.out_of_range_accuracy", "rationale student, out of range", "-"),
+    ("08_teacher_data_pipeline", "students.2.out_of_range_accuracy", "tool-trace student, out of range", "-"),
+    ("08_teacher_data_pipeline", "tool_vs_rationale.noise", "seed noise of their gap (2 x SE, paired)", "-"),
+    ("08_teacher_data_pipeline", "critique.first_draft", "student of the teacher's first drafts, in range (one seed)",
+     "-"),
+    ("08_teacher_data_pipeline", "critique.revised", "student of critiqued and revised drafts, in range", "-"),
+    ("08_teacher_data_pipeline", "safety.well-behaved.student_overrefusal",
+     "look-alikes refused by the well-behaved teacher's students", "-"),
+    ("08_teacher_data_pipeline", "safety.over-refusing.teacher_overrefusal", "look-alikes refused by the over-refusing "
+     "teacher", "-"),
+    ("08_teacher_data_pipeline", "safety.over-refusing.student_overrefusal", "look-alikes refused by its students",
+     "-"),
+    ("08_teacher_data_pipeline", "safety.over-refusing, safety review.student_overrefusal", "the same after the "
+     "safety review (one seed)", "-"),
     ("09_capacity_cascades_scorecards", "capacity.0.gain", "smallest MNIST student (784-8-8-10): distilled minus hard "
      "labels, mean of seeds", "-"),
     ("09_capacity_cascades_scorecards", "capacity.-1.gain", "largest MNIST student of the sweep: distilled minus hard "
