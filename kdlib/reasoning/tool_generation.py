@@ -38,18 +38,31 @@ class ToolRuntime:
             return []
         return self.tokenizer(run_call(completion, made, self.tools), add_special_tokens=False)["input_ids"]
 
+    def _closing_ids(self, device) -> torch.Tensor:
+        """The ids of the tokens whose text ends with ``=`` (computed once): only rows that just wrote one are
+        decoded, so the runtime costs almost nothing on the other steps."""
+        if not hasattr(self, "_closing"):
+            pieces = self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
+            self._closing = torch.tensor([i for i, piece in enumerate(pieces) if piece and piece.endswith("=")],
+                                         dtype=torch.long)
+        return self._closing.to(device)
+
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        for row in range(input_ids.shape[0]):
+        rows = set(self.queued)
+        if input_ids.shape[1] > self.prompt_length:
+            closed = torch.isin(input_ids[:, -1], self._closing_ids(input_ids.device))
+            rows |= set(closed.nonzero().flatten().tolist())
+        for row in sorted(rows):
             queue = self.queued.get(row)
             if not queue and input_ids.shape[1] > self.prompt_length:
-                last = self.tokenizer.decode(input_ids[row, -1:])
-                if last.endswith("="):
-                    completion = self.tokenizer.decode(input_ids[row, self.prompt_length:], skip_special_tokens=True)
-                    queue = self.queued[row] = self._call(row, completion)
+                completion = self.tokenizer.decode(input_ids[row, self.prompt_length:], skip_special_tokens=True)
+                queue = self.queued[row] = self._call(row, completion)
             if queue:
                 forced = queue.pop(0)
                 scores[row] = float("-inf")
                 scores[row, forced] = 0.0
+            if not queue:
+                self.queued.pop(row, None)
         return scores
 
 
