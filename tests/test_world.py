@@ -86,7 +86,7 @@ def test_wide_results_keep_the_question_in_range_and_leave_it_in_the_results():
 def test_trace_answer_reads_the_answer_line_or_the_last_result():
     assert trace_answer("calc(2+3)=5. Answer: 7") == 7
     assert trace_answer("calc(2+3)=5. calc(ans*40)=200.") == 200
-    assert trace_answer("calc(2+3)=5. calc(ans/0)=ERROR.") == 5  # the last call that ran
+    assert trace_answer("calc(2+3)=5. calc(ans/0)=ERROR.") is None  # the last call failed: no answer
     assert trace_answer(REFUSAL) is None and trace_answer("calc(2+") is None
 
 

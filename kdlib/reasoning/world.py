@@ -31,7 +31,7 @@ from dataclasses import replace
 
 from kdlib.core.validate import whole
 from kdlib.reasoning.rationale import ANSWER_PREFIX, FORMATS, extract_answer, format_prompt
-from kdlib.reasoning.tools import ANS, last_result, to_tool_trace, trace_calls
+from kdlib.reasoning.tools import ANS, to_tool_trace, trace_calls
 from kdlib.reasoning.arithmetic import (MAX_VALUE, NAMES, OBJECTS, OPENING, QUESTION, STEPS, Problem, _equations,
                                         _run, generate)
 
@@ -146,11 +146,11 @@ def tool_example(problem: Problem, rationale: str | None = None, answer: int | N
 
 def trace_answer(text: str) -> int | None:
     """A tool trace's final answer: the integer after its last ``Answer:``, or when it has none the result of its
-    last successful call (``ans`` traces end there); None for a text with neither (a refusal, a broken trace)."""
+    last call (``ans`` traces end there); None when that call failed, or for a text with neither (a refusal)."""
     if ANSWER_PREFIX in text:
         return extract_answer(text)
-    result = last_result(trace_calls(text))
-    return int(result) if result is not None else None
+    calls = trace_calls(text)
+    return int(calls[-1].result) if calls and calls[-1].ok else None
 
 
 def world_texts() -> list[str]:

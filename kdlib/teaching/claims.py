@@ -35,8 +35,9 @@ CITED = {
     "06_rationale_distillation": {"2023", "135", "170", "40", "72", "63"},  # papers, SmolLM2-135M, a throughput
     # estimate, an example equation chain (36 2 9: 36*2=72. 72-9=63.)
     "07_preference_dpo": {"2022", "2023", "2024", "0.693", "-0.79", "0.79", "570", "70%"},  # papers, log 2, an example
-    "08_teacher_data_pipeline": {"2022", "2023", "2024", "36", "108", "27", "72", "63", "9", "128"},  # papers, the
-    # example traces (calc(36*3)=108. calc(ans/4)=27.; 36 2 9: ...), datasketch's default 128 hashes
+    "08_teacher_data_pipeline": {"2022", "2023", "2024", "36", "108", "27", "72", "63", "9", "128", "99"},  # papers,
+    # the example traces (calc(36*3)=108. calc(ans/4)=27.; 36 2 9: ...), datasketch's default 128 hashes, and the
+    # world's value range (kdlib.reasoning.arithmetic.MAX_VALUE)
     "09_capacity_cascades_scorecards": {"2019", "2020", "97.5%"},  # Cho and Hariharan, Mirzadeh et al., the
     # one-sided normal probability two standard errors give
 }

@@ -153,6 +153,8 @@ ROWS = [
     # notebook 09
     ("08_teacher_data_pipeline", "teacher.well-behaved.in range", "tool-trace teacher, in-range accuracy", "-"),
     ("08_teacher_data_pipeline", "teacher.well-behaved.out of range", "tool-trace teacher, out-of-range accuracy", "-"),
+    ("08_teacher_data_pipeline", "teacher.well-behaved.distractors", "the same teacher, with a distractor sentence",
+     "-"),
     ("08_teacher_data_pipeline", "execution_filter.right_before", "teacher samples that are right", "-"),
     ("08_teacher_data_pipeline", "execution_filter.right_after", "the same after the execution check", "-"),
     ("08_teacher_data_pipeline", "students.0.in_range_accuracy", "answer-only student, in range (one seed)", "-"),
@@ -164,6 +166,9 @@ ROWS = [
     ("08_teacher_data_pipeline", "critique.first_draft", "student of the teacher's first drafts, in range (one seed)",
      "-"),
     ("08_teacher_data_pipeline", "critique.revised", "student of critiqued and revised drafts, in range", "-"),
+    ("08_teacher_data_pipeline", "mixing.0.distractors_accuracy", "student of the teacher's first drafts, "
+     "distractors", "-"),
+    ("08_teacher_data_pipeline", "mixing.-1.distractors_accuracy", "the same with gold traces only", "-"),
     ("08_teacher_data_pipeline", "safety.well-behaved.student_overrefusal",
      "look-alikes refused by the well-behaved teacher's students", "-"),
     ("08_teacher_data_pipeline", "safety.over-refusing.teacher_overrefusal", "look-alikes refused by the over-refusing "
