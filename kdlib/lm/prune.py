@@ -1,0 +1,164 @@
+"""Structured pruning of a Llama-family causal LM, by importance measured on calibration text (notebook 10:
+Minitron in miniature, Muralidharan et al. 2024 and Sreenivas et al. 2024).
+
+* **Width** (``mlp_importance``, ``prune_mlp``): the importance of MLP neuron ``j`` of a layer is its mean
+  absolute activation over the calibration tokens, ``I_j = mean_t |act(gate(x_t))_j * up(x_t)_j|`` (the input of
+  ``down_proj``; padding excluded), Minitron's activation-based score. Pruning keeps the ``keep`` most important
+  neurons of every layer: rows of ``gate_proj`` and ``up_proj``, columns of ``down_proj``.
+* **Depth** (``layer_importance``, ``drop_layers``): the importance of a decoder layer is how much the
+  calibration loss rises when it is skipped, ``I_l = L(model without layer l) - L(model)``; pruning drops the
+  layers of least importance.
+
+Both return new models (the input is never changed) whose config says their new size, so that
+``transformers``' generation and saving work on them; a pruned model is then *recovered* by training, with the
+language-modelling loss or by distillation from the unpruned teacher (notebook 10 compares the two).
+"""
+from __future__ import annotations
+
+import copy
+
+import torch
+
+__all__ = ["mlp_importance", "prune_mlp", "layer_importance", "drop_layers", "calibration_loss"]
+
+
+def _layers(model) -> torch.nn.ModuleList:
+    try:
+        return model.model.layers
+    except AttributeError as err:
+        raise TypeError(f"expected a Llama-family causal LM (model.model.layers), got {type(model).__name__}") from err
+
+
+def _batches(batches):
+    for batch in batches:
+        ids = batch["input_ids"] if isinstance(batch, dict) else batch
+        mask = batch.get("attention_mask") if isinstance(batch, dict) else None
+        yield ids, (torch.ones_like(ids) if mask is None else mask)
+
+
+@torch.no_grad()
+def calibration_loss(model, batches) -> float:
+    """Mean next-token cross-entropy per predicted token over ``batches`` (tensors of ids, or dicts with
+    ``input_ids`` and ``attention_mask``; padding is not predicted)."""
+    device = next(model.parameters()).device
+    total, count = 0.0, 0
+    for ids, mask in _batches(batches):
+        ids, mask = ids.to(device), mask.to(device)
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        target = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1),
+                                                 ignore_index=-100, reduction="sum")
+        total, count = total + float(loss), count + int((target != -100).sum())
+    if not count:
+        raise ValueError("the calibration batches hold no token to predict")
+    return total / count
+
+
+@torch.no_grad()
+def mlp_importance(model, batches) -> list[torch.Tensor]:
+    """Per layer, the mean absolute activation of each MLP neuron over the calibration tokens (the module
+    docstring's ``I_j``): a list of tensors of shape ``(intermediate_size,)``."""
+    layers = _layers(model)
+    device = next(model.parameters()).device
+    sums = [torch.zeros(layer.mlp.down_proj.in_features, device=device) for layer in layers]
+    counts = [0]
+    current = {}
+
+    def hook(i):
+        def record(module, inputs):
+            act, mask = inputs[0].float().abs(), current["mask"]
+            sums[i].add_((act * mask[..., None]).sum(dim=(0, 1)))
+        return record
+
+    handles = [layer.mlp.down_proj.register_forward_pre_hook(hook(i)) for i, layer in enumerate(layers)]
+    try:
+        for ids, mask in _batches(batches):
+            current["mask"] = mask.to(device).float()
+            model(input_ids=ids.to(device), attention_mask=mask.to(device))
+            counts[0] += int(mask.sum())
+    finally:
+        for handle in handles:
+            handle.remove()
+    if not counts[0]:
+        raise ValueError("the calibration batches hold no token")
+    return [s / counts[0] for s in sums]
+
+
+def prune_mlp(model, keep: int, importance: list[torch.Tensor]):
+    """A copy of ``model`` whose every MLP keeps its ``keep`` most important neurons (``importance`` from
+    ``mlp_importance``), in their original order; ``config.intermediate_size`` becomes ``keep``."""
+    layers = _layers(model)
+    width = layers[0].mlp.down_proj.in_features
+    if not 0 < keep <= width:
+        raise ValueError(f"keep must lie in 1..{width} (the MLP width), got {keep}")
+    if len(importance) != len(layers) or any(s.shape != (width,) for s in importance):
+        raise ValueError(f"importance must hold one score per neuron ({width}) for each of the {len(layers)} layers; "
+                         "compute it with mlp_importance(model, batches)")
+    pruned = copy.deepcopy(model)
+    for layer, score in zip(_layers(pruned), importance):
+        kept = score.topk(keep).indices.sort().values.to(layer.mlp.down_proj.weight.device)
+        for name in ("gate_proj", "up_proj"):
+            linear = getattr(layer.mlp, name)
+            linear.weight = torch.nn.Parameter(linear.weight[kept].clone())
+            linear.out_features = keep
+            if linear.bias is not None:
+                linear.bias = torch.nn.Parameter(linear.bias[kept].clone())
+        down = layer.mlp.down_proj
+        down.weight = torch.nn.Parameter(down.weight[:, kept].clone())
+        down.in_features = keep
+    pruned.config.intermediate_size = keep
+    return pruned
+
+
+def _without(model, drop: set[int]):
+    """The model's layers without ``drop``, renumbered (``layer_idx``: the key-value cache's slot)."""
+    kept = [layer for i, layer in enumerate(_layers(model)) if i not in drop]
+    for new, layer in enumerate(kept):
+        if hasattr(layer.self_attn, "layer_idx"):
+            layer.self_attn.layer_idx = new
+    return torch.nn.ModuleList(kept)
+
+
+@torch.no_grad()
+def layer_importance(model, batches) -> list[float]:
+    """Per decoder layer, the calibration loss without it minus the loss with all layers (the module docstring's
+    ``I_l``). The model is restored afterwards."""
+    batches = list(batches)
+    base = calibration_loss(model, batches)
+    layers, n = _layers(model), model.config.num_hidden_layers
+    out = []
+    try:
+        for i in range(len(layers)):
+            _restore(model, layers)
+            model.model.layers = _without(model, {i})
+            model.config.num_hidden_layers = n - 1
+            out.append(calibration_loss(model, batches) - base)
+    finally:
+        _restore(model, layers)
+        model.config.num_hidden_layers = n
+    return out
+
+
+def _restore(model, layers: torch.nn.ModuleList):
+    for i, layer in enumerate(layers):
+        if hasattr(layer.self_attn, "layer_idx"):
+            layer.self_attn.layer_idx = i
+    model.model.layers = layers
+    return model
+
+
+def drop_layers(model, drop) -> torch.nn.Module:
+    """A copy of ``model`` without the decoder layers ``drop`` (0-based indices); the config's layer count (and
+    its per-layer ``layer_types``, where it has them) follows."""
+    n = len(_layers(model))
+    drop = set(drop)
+    bad = sorted(i for i in drop if not (isinstance(i, int) and 0 <= i < n))
+    if bad or len(drop) >= n:
+        raise ValueError(f"drop must name some, not all, of the layers 0..{n - 1}; got {sorted(drop, key=str)}")
+    pruned = copy.deepcopy(model)
+    pruned.model.layers = _without(pruned, drop)
+    pruned.config.num_hidden_layers = n - len(drop)
+    types = getattr(pruned.config, "layer_types", None)
+    if types is not None and len(types) == n:
+        pruned.config.layer_types = [t for i, t in enumerate(types) if i not in drop]
+    return pruned
