@@ -11,7 +11,9 @@ and the DPO step: 07), ``toy`` (the bimodal toy of forward vs reverse KL: 05), `
 with different vocabularies: the decision tree, padded rows, shared tokens, aligning two tokenisations: 05b),
 ``cross`` (a student with its own tokenizer: aligned blocks, the ULD cache and step, re-tokenised teacher text:
 05b), ``prune`` (structured pruning by calibration importance: MLP width and whole layers: 10), ``speculative``
-(the speculative-decoding speed-up and a greedy draft-and-verify loop that measures acceptance: 11).
+(the speculative-decoding speed-up and a greedy draft-and-verify loop that measures acceptance: 11),
+``quantize`` (weight quantization simulated in floating point: PTQ, QAT with a straight-through estimator,
+sizes: 10).
 """
 from kdlib.lm.load import LoadedLM, load_teacher, train_own_teacher
 from kdlib.lm.students import build_student, check_vocab, model_vocab_size
@@ -21,6 +23,7 @@ from kdlib.lm.generate import (Samples, pack_right, chat_prompts, generate, comp
 from kdlib.lm.storage import storage_curve, smallest_k
 from kdlib.lm.prune import calibration_loss, mlp_importance, prune_mlp, layer_importance, drop_layers
 from kdlib.lm.speculative import tokens_per_target_forward, speedup, break_even_acceptance, speculative_greedy
+from kdlib.lm.quantize import fake_quantize, quantize_weights, prepare_qat, finish_qat, quantized_size_mb
 from kdlib.lm.quality import UnigramLM, teacher_nll_of_samples
 from kdlib.lm.blocks import TopKCache, token_blocks, cache_topk, evaluate_lms, tokens_per_second
 from kdlib.lm.steps import lm_step, topk_kd_step, sequence_kd_step, on_policy_kd_step
@@ -45,4 +48,5 @@ __all__ = ["LoadedLM", "load_teacher", "train_own_teacher", "build_student", "ch
            "padding_mass", "truncate_padded", "shared_vocab", "bucket_logprobs", "shared_vocab_mass", "shared_topk",
            "check_vocab_map", "Alignment", "align_tokens", "align_tokenizers", "VocabCase", "vocab_case",
            "describe_case", "calibration_loss", "mlp_importance", "prune_mlp", "layer_importance", "drop_layers",
-           "tokens_per_target_forward", "speedup", "break_even_acceptance", "speculative_greedy"]
+           "tokens_per_target_forward", "speedup", "break_even_acceptance", "speculative_greedy",
+           "fake_quantize", "quantize_weights", "prepare_qat", "finish_qat", "quantized_size_mb"]
