@@ -290,3 +290,17 @@ def test_check_never_raises_on_what_a_learner_returns(name, result):
         return result
     reference = checks._reference(name)
     assert check(name, learner, verbose=False) is reference  # one constant cannot match every case
+
+
+def test_pruning_and_speculation_checks_catch_their_classic_slips(capsys):
+    from kdlib.lm.prune import neuron_importance
+    from kdlib.lm.speculative import speedup
+
+    def with_padding(activations, mask):  # averages over padding tokens too
+        return activations.abs().mean(dim=(0, 1))
+
+    def gamma_tokens(alpha, gamma, c):  # forgets the target's own token after the accepted run
+        return (gamma if alpha == 1 else (1 - alpha ** gamma) / (1 - alpha)) / (gamma * c + 1)
+    assert check("neuron_importance", with_padding) is neuron_importance
+    assert check("speculative_speedup", gamma_tokens) is speedup
+    assert capsys.readouterr().out.count("differs") == 2

@@ -3,7 +3,8 @@ layer's removal costs; the input model is never changed and the pruned copies ge
 import pytest
 import torch
 
-from kdlib.lm.prune import calibration_loss, drop_layers, layer_importance, mlp_importance, prune_mlp
+from kdlib.lm.prune import (calibration_loss, drop_layers, layer_importance, mlp_importance, neuron_importance,
+                             prune_mlp)
 from kdlib.lm.small import build_tokenizer, small_llama
 
 TEXTS = ["Ann has 12 apples. Ann buys 5 more.", "Ben loses 3 pens.", "How many cards does Cal have now?"]
@@ -68,3 +69,11 @@ def test_layer_importance_and_drop_layers(setup):
             drop_layers(model, bad)
     with pytest.raises(TypeError, match="Llama-family"):
         mlp_importance(torch.nn.Linear(2, 2), batches)
+
+
+def test_neuron_importance_ignores_padding_and_sign():
+    a = torch.tensor([[[1.0, -2.0], [3.0, 4.0]], [[-5.0, 6.0], [100.0, 100.0]]])
+    mask = torch.tensor([[1, 1], [1, 0]])
+    assert torch.allclose(neuron_importance(a, mask), torch.tensor([3.0, 4.0]))  # (1+3+5)/3, (2+4+6)/3
+    with pytest.raises(ValueError, match="must match"):
+        neuron_importance(a, mask[:, :1])

@@ -21,7 +21,8 @@ from kdlib.lm.small import PIECE, SPECIAL_TOKENS, build_tokenizer, small_llama
 from kdlib.lm.generate import (Samples, pack_right, chat_prompts, generate, completion_logprobs, sequence_logprobs,
                                token_logprobs)
 from kdlib.lm.storage import storage_curve, smallest_k
-from kdlib.lm.prune import calibration_loss, mlp_importance, prune_mlp, layer_importance, drop_layers
+from kdlib.lm.prune import (calibration_loss, neuron_importance, mlp_importance, prune_mlp, layer_importance,
+                            drop_layers)
 from kdlib.lm.speculative import tokens_per_target_forward, speedup, break_even_acceptance, speculative_greedy
 from kdlib.lm.quantize import fake_quantize, quantize_weights, prepare_qat, finish_qat, quantized_size_mb
 from kdlib.lm.quality import UnigramLM, teacher_nll_of_samples
@@ -47,6 +48,7 @@ __all__ = ["LoadedLM", "load_teacher", "train_own_teacher", "build_student", "ch
            "bimodal_teacher", "gaussian_logits", "fit_gaussian", "draw_fits", "jsd_explorer",
            "padding_mass", "truncate_padded", "shared_vocab", "bucket_logprobs", "shared_vocab_mass", "shared_topk",
            "check_vocab_map", "Alignment", "align_tokens", "align_tokenizers", "VocabCase", "vocab_case",
-           "describe_case", "calibration_loss", "mlp_importance", "prune_mlp", "layer_importance", "drop_layers",
+           "describe_case", "calibration_loss", "neuron_importance", "mlp_importance", "prune_mlp", "layer_importance",
+           "drop_layers",
            "tokens_per_target_forward", "speedup", "break_even_acceptance", "speculative_greedy",
            "fake_quantize", "quantize_weights", "prepare_qat", "finish_qat", "quantized_size_mb"]

@@ -19,7 +19,7 @@ import copy
 
 import torch
 
-__all__ = ["mlp_importance", "prune_mlp", "layer_importance", "drop_layers", "calibration_loss"]
+__all__ = ["neuron_importance", "mlp_importance", "prune_mlp", "layer_importance", "drop_layers", "calibration_loss"]
 
 
 def _layers(model) -> torch.nn.ModuleList:
@@ -54,6 +54,16 @@ def calibration_loss(model, batches) -> float:
     return total / count
 
 
+def neuron_importance(activations: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``I_j = mean_t |a_tj|`` over the tokens where ``mask`` is 1: ``activations`` of shape ``(batch, length,
+    neurons)``, ``mask`` of shape ``(batch, length)``; returns ``(neurons,)``. Notebook 10's exercise."""
+    if activations.shape[:2] != mask.shape:
+        raise ValueError(f"mask {tuple(mask.shape)} must match the activations' (batch, length) "
+                         f"{tuple(activations.shape[:2])}")
+    weights = mask.to(activations.dtype)
+    return (activations.abs() * weights[..., None]).sum(dim=(0, 1)) / weights.sum().clamp_min(1)
+
+
 @torch.no_grad()
 def mlp_importance(model, batches) -> list[torch.Tensor]:
     """Per layer, the mean absolute activation of each MLP neuron over the calibration tokens (the module
@@ -65,9 +75,8 @@ def mlp_importance(model, batches) -> list[torch.Tensor]:
     current = {}
 
     def hook(i):
-        def record(module, inputs):
-            act, mask = inputs[0].float().abs(), current["mask"]
-            sums[i].add_((act * mask[..., None]).sum(dim=(0, 1)))
+        def record(module, inputs):  # importance per batch, weighted by its tokens: the mean over all of them
+            sums[i].add_(neuron_importance(inputs[0].float(), current["mask"]) * current["mask"].sum())
         return record
 
     handles = [layer.mlp.down_proj.register_forward_pre_hook(hook(i)) for i, layer in enumerate(layers)]

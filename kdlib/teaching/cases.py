@@ -1,4 +1,4 @@
-"""Exercise cases of notebooks 06, 07 and 08, registered by ``kdlib.teaching.checks`` under the names of their
+"""Exercise cases of notebooks 06, 07, 08, 10 and 11, registered by ``kdlib.teaching.checks`` under the names of their
 references (imported on the first check)."""
 from __future__ import annotations
 
@@ -64,3 +64,18 @@ def jaccard_cases() -> list[tuple]:
     return [([a, a.replace("12", "13"), a.replace("apples", "pens"), "Ben loses 3."], 0.5),
             ([a, a.replace("12", "13"), a.replace("apples", "pens"), "Ben loses 3."], 0.9),
             (["a b c d", "A  b c D", "x y z", "a b c e"], 0.5), (["one two", "one two", "two"], 1.0)]
+
+
+# ---- notebooks 10 and 11: the width-pruning importance score, and the speculative-decoding speed-up
+def neuron_importance_cases() -> list[tuple]:
+    gen = torch.Generator().manual_seed(3)
+    cases = []
+    for b, length, n in ((2, 5, 7), (3, 4, 16), (1, 6, 3)):
+        mask = (torch.rand(b, length, generator=gen) > 0.3).long()
+        mask[:, 0] = 1
+        cases.append((torch.randn(b, length, n, generator=gen), mask))  # negative activations count by size
+    return cases
+
+
+def speedup_cases() -> list[tuple]:
+    return [(0.0, 4, 0.1), (1.0, 4, 0.0), (0.8, 4, 0.1), (0.6, 2, 0.25), (0.95, 8, 0.05)]

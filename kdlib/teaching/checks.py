@@ -260,6 +260,11 @@ register("run_trace", "kdlib.reasoning.tools:run_trace", "kdlib.teaching.cases:r
 register("jaccard_duplicates", "kdlib.reasoning.pipeline:jaccard_duplicates", "kdlib.teaching.cases:jaccard_cases")
 
 
+# ---- notebooks 10 and 11 (their notebooks are to come): the width-pruning importance and the speculative speed-up
+register("neuron_importance", "kdlib.lm.prune:neuron_importance", "kdlib.teaching.cases:neuron_importance_cases")
+register("speculative_speedup", "kdlib.lm.speculative:speedup", "kdlib.teaching.cases:speedup_cases")
+
+
 # ---- notebook 09: the cascade's router and the break-even volume (their cases live beside the references)
 register("route_to_teacher", "kdlib.core.cascade:route_to_teacher", "kdlib.core.cascade:router_cases")
 register("break_even_requests", "kdlib.core.costs:break_even_requests", "kdlib.core.costs:break_even_cases")
