@@ -3,8 +3,8 @@ layer's removal costs; the input model is never changed and the pruned copies ge
 import pytest
 import torch
 
-from kdlib.lm.prune import (calibration_loss, drop_layers, layer_importance, mlp_importance, neuron_importance,
-                             prune_mlp)
+from kdlib.lm.prune import (calibration_loss, drop_layers, head_importance, layer_importance, mlp_importance,
+                             neuron_importance, prune_heads, prune_mlp)
 from kdlib.lm.small import build_tokenizer, small_llama
 
 TEXTS = ["Ann has 12 apples. Ann buys 5 more.", "Ben loses 3 pens.", "How many cards does Cal have now?"]
@@ -77,3 +77,27 @@ def test_neuron_importance_ignores_padding_and_sign():
     assert torch.allclose(neuron_importance(a, mask), torch.tensor([3.0, 4.0]))  # (1+3+5)/3, (2+4+6)/3
     with pytest.raises(ValueError, match="must match"):
         neuron_importance(a, mask[:, :1])
+
+
+def test_head_pruning_keeps_whole_key_value_groups():
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=20, hidden_size=32, intermediate_size=48, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    model = LlamaForCausalLM(config).eval()  # grouped-query attention: 2 query heads per key-value head
+    batches = [{"input_ids": torch.randint(3, 20, (3, 9)), "attention_mask": torch.ones(3, 9, dtype=torch.long)}]
+    scores = head_importance(model, batches)
+    assert len(scores) == 2 and scores[0].shape == (2,) and (scores[0] > 0).all()
+    full = prune_heads(model, 2, scores)
+    assert torch.allclose(full(**batches[0]).logits, model(**batches[0]).logits, atol=1e-5)
+    half = prune_heads(model, 1, scores)
+    assert (half.config.num_attention_heads, half.config.num_key_value_heads, half.config.head_dim) == (2, 1, 8)
+    assert half.model.layers[0].self_attn.q_proj.weight.shape == (16, 32)
+    assert half.model.layers[0].self_attn.o_proj.weight.shape == (32, 16)
+    assert model.config.num_attention_heads == 4  # the input keeps its heads
+    assert half.generate(batches[0]["input_ids"], max_new_tokens=2, do_sample=False).shape == (3, 11)
+    with pytest.raises(ValueError, match="key-value groups"):
+        prune_heads(model, 3, scores)
+    with pytest.raises(ValueError, match="head_importance"):
+        prune_heads(model, 1, [s[:1] for s in scores])

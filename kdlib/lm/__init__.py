@@ -10,7 +10,8 @@ sequence-level and on-policy KD steps: 05), ``sft`` (SFT and multi-task steps, a
 and the DPO step: 07), ``toy`` (the bimodal toy of forward vs reverse KL: 05), ``vocab`` (teacher and student
 with different vocabularies: the decision tree, padded rows, shared tokens, aligning two tokenisations: 05b),
 ``cross`` (a student with its own tokenizer: aligned blocks, the ULD cache and step, re-tokenised teacher text:
-05b), ``prune`` (structured pruning by calibration importance: MLP width and whole layers: 10), ``speculative``
+05b), ``prune`` (structured pruning by calibration importance: MLP neurons, key-value groups of heads, whole layers:
+10), ``speculative``
 (the speculative-decoding speed-up and a greedy draft-and-verify loop that measures acceptance: 11),
 ``quantize`` (weight quantization simulated in floating point: PTQ, QAT with a straight-through estimator,
 sizes: 10).
@@ -22,7 +23,7 @@ from kdlib.lm.generate import (Samples, pack_right, chat_prompts, generate, comp
                                token_logprobs)
 from kdlib.lm.storage import storage_curve, smallest_k
 from kdlib.lm.prune import (calibration_loss, neuron_importance, mlp_importance, prune_mlp, layer_importance,
-                            drop_layers)
+                            drop_layers, head_importance, prune_heads)
 from kdlib.lm.speculative import tokens_per_target_forward, speedup, break_even_acceptance, speculative_greedy
 from kdlib.lm.quantize import fake_quantize, quantize_weights, prepare_qat, finish_qat, quantized_size_mb
 from kdlib.lm.quality import UnigramLM, teacher_nll_of_samples
@@ -49,6 +50,6 @@ __all__ = ["LoadedLM", "load_teacher", "train_own_teacher", "build_student", "ch
            "padding_mass", "truncate_padded", "shared_vocab", "bucket_logprobs", "shared_vocab_mass", "shared_topk",
            "check_vocab_map", "Alignment", "align_tokens", "align_tokenizers", "VocabCase", "vocab_case",
            "describe_case", "calibration_loss", "neuron_importance", "mlp_importance", "prune_mlp", "layer_importance",
-           "drop_layers",
+           "drop_layers", "head_importance", "prune_heads",
            "tokens_per_target_forward", "speedup", "break_even_acceptance", "speculative_greedy",
            "fake_quantize", "quantize_weights", "prepare_qat", "finish_qat", "quantized_size_mb"]

@@ -5,6 +5,9 @@ Minitron in miniature, Muralidharan et al. 2024 and Sreenivas et al. 2024).
   absolute activation over the calibration tokens, ``I_j = mean_t |act(gate(x_t))_j * up(x_t)_j|`` (the input of
   ``down_proj``; padding excluded), Minitron's activation-based score. Pruning keeps the ``keep`` most important
   neurons of every layer: rows of ``gate_proj`` and ``up_proj``, columns of ``down_proj``.
+* **Heads** (``head_importance``, ``prune_heads``): the importance of a key-value group is the mean norm of its
+  query heads' outputs; pruning keeps whole groups (a key-value head with the query heads that share it), so
+  grouped-query attention stays valid.
 * **Depth** (``layer_importance``, ``drop_layers``): the importance of a decoder layer is how much the
   calibration loss rises when it is skipped, ``I_l = L(model without layer l) - L(model)``; pruning drops the
   layers of least importance.
@@ -19,7 +22,8 @@ import copy
 
 import torch
 
-__all__ = ["neuron_importance", "mlp_importance", "prune_mlp", "layer_importance", "drop_layers", "calibration_loss"]
+__all__ = ["neuron_importance", "mlp_importance", "head_importance", "prune_heads", "prune_mlp", "layer_importance",
+           "drop_layers", "calibration_loss"]
 
 
 def _layers(model) -> torch.nn.ModuleList:
@@ -65,32 +69,83 @@ def neuron_importance(activations: torch.Tensor, mask: torch.Tensor) -> torch.Te
 
 
 @torch.no_grad()
-def mlp_importance(model, batches) -> list[torch.Tensor]:
-    """Per layer, the mean absolute activation of each MLP neuron over the calibration tokens (the module
-    docstring's ``I_j``): a list of tensors of shape ``(intermediate_size,)``."""
+def _input_importance(model, batches, pick, transform=lambda a: a) -> list[torch.Tensor]:
+    """Per layer, ``neuron_importance`` of ``transform(input of pick(layer))`` over all calibration tokens."""
     layers = _layers(model)
     device = next(model.parameters()).device
-    sums = [torch.zeros(layer.mlp.down_proj.in_features, device=device) for layer in layers]
-    counts = [0]
-    current = {}
+    sums: list[torch.Tensor | float] = [0.0] * len(layers)
+    tokens, current = [0], {}
 
     def hook(i):
         def record(module, inputs):  # importance per batch, weighted by its tokens: the mean over all of them
-            sums[i].add_(neuron_importance(inputs[0].float(), current["mask"]) * current["mask"].sum())
+            sums[i] = sums[i] + neuron_importance(transform(inputs[0].float()), current["mask"]) * current["mask"].sum()
         return record
 
-    handles = [layer.mlp.down_proj.register_forward_pre_hook(hook(i)) for i, layer in enumerate(layers)]
+    handles = [pick(layer).register_forward_pre_hook(hook(i)) for i, layer in enumerate(layers)]
     try:
         for ids, mask in _batches(batches):
             current["mask"] = mask.to(device).float()
             model(input_ids=ids.to(device), attention_mask=mask.to(device))
-            counts[0] += int(mask.sum())
+            tokens[0] += int(mask.sum())
     finally:
         for handle in handles:
             handle.remove()
-    if not counts[0]:
+    if not tokens[0]:
         raise ValueError("the calibration batches hold no token")
-    return [s / counts[0] for s in sums]
+    return [s / tokens[0] for s in sums]
+
+
+def mlp_importance(model, batches) -> list[torch.Tensor]:
+    """Per layer, the mean absolute activation of each MLP neuron over the calibration tokens (the module
+    docstring's ``I_j``): a list of tensors of shape ``(intermediate_size,)``."""
+    return _input_importance(model, batches, lambda layer: layer.mlp.down_proj)
+
+
+def _heads(config) -> tuple[int, int, int]:
+    heads, groups = config.num_attention_heads, config.num_key_value_heads
+    return heads, groups, getattr(config, "head_dim", None) or config.hidden_size // heads
+
+
+def head_importance(model, batches) -> list[torch.Tensor]:
+    """Per layer, the importance of each key-value group (a key-value head and the query heads that share it):
+    the mean over tokens of the L2 norm of each query head's output (the input of ``o_proj``, split into heads),
+    summed over the group: a list of tensors of shape ``(num_key_value_heads,)``."""
+    heads, groups, dim = _heads(model.config)
+    per_head = _input_importance(model, batches, lambda layer: layer.self_attn.o_proj,
+                                 lambda a: a.view(*a.shape[:2], heads, dim).norm(dim=-1))
+    return [score.view(groups, heads // groups).sum(-1) for score in per_head]
+
+
+def prune_heads(model, keep: int, importance: list[torch.Tensor]):
+    """A copy of ``model`` whose every attention layer keeps its ``keep`` most important key-value groups
+    (``head_importance``) with their query heads; the config's head counts follow and ``head_dim`` is kept."""
+    heads, groups, dim = _heads(model.config)
+    per = heads // groups
+    if not 0 < keep <= groups:
+        raise ValueError(f"keep must lie in 1..{groups} (the key-value groups of each layer), got {keep}")
+    if len(importance) != len(_layers(model)) or any(s.shape != (groups,) for s in importance):
+        raise ValueError(f"importance must hold one score per key-value group ({groups}) for each layer; compute it "
+                         "with head_importance(model, batches)")
+    pruned = copy.deepcopy(model)
+    for layer, score in zip(_layers(pruned), importance):
+        kept = score.topk(keep).indices.sort().values
+        query = ((kept[:, None] * per + torch.arange(per))[..., None] * dim + torch.arange(dim)).flatten()
+        shared = (kept[:, None] * dim + torch.arange(dim)).flatten()
+        attn = layer.self_attn
+        for linear, rows in ((attn.q_proj, query), (attn.k_proj, shared), (attn.v_proj, shared)):
+            _keep_rows(linear, rows.to(linear.weight.device))
+        attn.o_proj.weight = torch.nn.Parameter(attn.o_proj.weight[:, query.to(attn.o_proj.weight.device)].clone())
+        attn.o_proj.in_features = len(query)
+    pruned.config.head_dim = dim
+    pruned.config.num_attention_heads, pruned.config.num_key_value_heads = keep * per, keep
+    return pruned
+
+
+def _keep_rows(linear: torch.nn.Linear, rows: torch.Tensor) -> None:
+    linear.weight = torch.nn.Parameter(linear.weight[rows].clone())
+    linear.out_features = len(rows)
+    if linear.bias is not None:
+        linear.bias = torch.nn.Parameter(linear.bias[rows].clone())
 
 
 def prune_mlp(model, keep: int, importance: list[torch.Tensor]):
@@ -107,11 +162,7 @@ def prune_mlp(model, keep: int, importance: list[torch.Tensor]):
     for layer, score in zip(_layers(pruned), importance):
         kept = score.topk(keep).indices.sort().values.to(layer.mlp.down_proj.weight.device)
         for name in ("gate_proj", "up_proj"):
-            linear = getattr(layer.mlp, name)
-            linear.weight = torch.nn.Parameter(linear.weight[kept].clone())
-            linear.out_features = keep
-            if linear.bias is not None:
-                linear.bias = torch.nn.Parameter(linear.bias[kept].clone())
+            _keep_rows(getattr(layer.mlp, name), kept)
         down = layer.mlp.down_proj
         down.weight = torch.nn.Parameter(down.weight[:, kept].clone())
         down.in_features = keep
