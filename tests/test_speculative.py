@@ -56,3 +56,11 @@ def test_speculation_refuses_mismatched_inputs(models):
         speculative_greedy(target, other_vocab, ids)
     with pytest.raises(ValueError, match="one prompt"):
         speculative_greedy(target, target, torch.tensor([[4, 5], [4, 5]]))
+
+
+def test_transformers_assisted_generation_writes_what_the_loop_writes(models):
+    tok, target, draft = models  # transformers' speculative decoding (assistant_model=): what notebook 11 times
+    ids = torch.tensor([tok("a b c", add_special_tokens=False)["input_ids"]])
+    assisted = target.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id,
+                               assistant_model=draft)[0, 3:].tolist()
+    assert assisted == speculative_greedy(target, draft, ids, gamma=3, max_new_tokens=12)["tokens"]
