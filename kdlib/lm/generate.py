@@ -56,6 +56,19 @@ def chat_prompts(tokenizer, questions: list[str], system: str | None = None) -> 
     return out
 
 
+def _left_padded(ids: list[list[int]], pad: int, device) -> dict[str, torch.Tensor]:
+    """Prompts padded on the left by hand: a fast tokenizer's padding is state of its shared backend, so a thread
+    that asks it to pad can encode with another thread's setting (no padding: ragged rows) between the two."""
+    width = max(len(row) for row in ids)
+    input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for r, row in enumerate(ids):
+        if row:
+            input_ids[r, width - len(row):] = torch.tensor(row)
+            mask[r, width - len(row):] = 1
+    return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
+
+
 @torch.no_grad()
 def generate(model, tokenizer, prompts: list[str], num_samples: int = 1, max_new_tokens: int = 32,
              temperature: float = 1.0, do_sample: bool = True, batch_size: int = 16, seed: int = 0,
@@ -64,11 +77,11 @@ def generate(model, tokenizer, prompts: list[str], num_samples: int = 1, max_new
     models), in batches of ``batch_size`` prompts, left-padded; greedy when ``do_sample=False``. Sampling runs
     inside ``kdlib.core.profiles.seeded(seed)`` (the same samples for the same seed, the caller's RNG untouched)
     and in eval mode (``kdlib.core.inference.eval_mode``: the model's mode is restored afterwards). The tokenizer
-    is not changed (left padding is asked per call), so models can generate in threads with one tokenizer
-    (``kdlib.core.concurrently``). ``logits_processor(prompt_length, first_row)``, when given, makes a
-    ``transformers`` logits processor for each batch (its rows are the samples ``first_row, first_row + 1, ...``
-    of the result, ``prompt_length`` the padded prompt width): notebook 08's tool runtime forces tool results
-    into the text this way."""
+    is neither changed nor asked to pad (the prompts are padded here: a fast tokenizer's padding setting is shared
+    state), so models can generate in threads with one tokenizer (``kdlib.core.concurrently``).
+    ``logits_processor(prompt_length, first_row)``, when given, makes a ``transformers`` logits processor for
+    each batch (its rows are the samples ``first_row, first_row + 1, ...`` of the result, ``prompt_length`` the
+    padded prompt width): notebook 08's tool runtime forces tool results into the text this way."""
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     eos = tokenizer.eos_token_id
@@ -78,8 +91,7 @@ def generate(model, tokenizer, prompts: list[str], num_samples: int = 1, max_new
     with seeded(seed) if do_sample else nullcontext(), eval_mode(model):
         for start in range(0, len(prompts), batch_size):
             chunk = prompts[start:start + batch_size]
-            enc = tokenizer(chunk, return_tensors="pt", padding=True, padding_side="left",
-                            add_special_tokens=add_special_tokens).to(device)
+            enc = _left_padded(tokenizer(chunk, add_special_tokens=add_special_tokens)["input_ids"], pad, device)
             p_len = enc["input_ids"].shape[1]
             extra = {}
             if logits_processor is not None:
