@@ -2,13 +2,14 @@
 #   make lab    set up (.venv, pinned packages, kdlib editable, data) and start JupyterLab
 #   make test   set up, then unit tests and nbval over solutions/ and notebooks/ in the ci profile
 #   make run    set up, then execute every notebook in the default profile into build/ (+ HTML)
+#   make gpu-check  every notebook in the gpu profile, 3 at a time, 600 s each: build/gpu_check/summary.md
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kdlib-installed
 DATA   := datasets/cache/.fetched
 
-.PHONY: lab test run setup data notebooks benchmark report clean
+.PHONY: lab test run setup data notebooks benchmark report clean gpu-check
 
 setup: $(STAMP) $(DATA)
 
@@ -42,6 +43,9 @@ run: setup
 	    --output-dir build "$$nb" && \
 	  $(VENV)/bin/jupyter nbconvert --to html --output-dir build "build/$$(basename $$nb)" || exit 1; \
 	done
+
+gpu-check: setup
+	$(PY) -m kdlib.teaching.gpu_check --profile gpu
 
 notebooks: $(STAMP)
 	$(PY) -m kdlib.teaching.exercises

@@ -55,3 +55,24 @@ def test_seed_makes_runs_repeatable(monkeypatch):
     a = torch.rand(3)
     get_profile(**SIZES, seed=3)
     assert torch.equal(a, torch.rand(3))
+
+
+def test_sizes_of_another_profile_run_this_profiles_code_path(monkeypatch):
+    monkeypatch.setenv("KDLIB_PROFILE", "gpu")
+    monkeypatch.delenv("KDLIB_OVERRIDES", raising=False)
+    monkeypatch.setenv("KDLIB_SIZES", "ci")
+    with pytest.warns(UserWarning) if not torch.cuda.is_available() else _nothing():
+        p = get_profile(**SIZES)
+    assert (p.name, p.epochs, p.assert_claims, p.overridden) == ("gpu", 1, False, ("sizes of ci",))
+    assert "sizes of ci" in p.describe()
+    monkeypatch.setenv("KDLIB_OVERRIDES", "epochs=2")
+    with pytest.warns(UserWarning) if not torch.cuda.is_available() else _nothing():
+        assert get_profile(**SIZES).epochs == 2  # overrides apply on top of the borrowed sizes
+    monkeypatch.setenv("KDLIB_SIZES", "tiny")
+    with pytest.raises(ValueError, match="KDLIB_SIZES"):
+        get_profile(**SIZES)
+
+
+def _nothing():
+    import contextlib
+    return contextlib.nullcontext()

@@ -196,6 +196,8 @@ def get_profile(ci: dict | None = None, laptop: dict | None = None, gpu: dict | 
 
     The ``gpu`` profile runs on CUDA when present; asked for on a machine without CUDA it warns and runs
     the same code on the CPU (slowly, at full size, unless ``KDLIB_OVERRIDES`` shrinks it).
+    ``KDLIB_SIZES=ci`` takes another profile's sizes (here ci's) with this profile's device and code path, as a
+    smoke test of the gpu profile (``kdlib.teaching.gpu_check``); claims are then reported, not asserted.
     """
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"seed must be a whole number, got seed={seed!r}")
@@ -205,7 +207,11 @@ def get_profile(ci: dict | None = None, laptop: dict | None = None, gpu: dict | 
     given = {"ci": ci, "laptop": laptop, "gpu": gpu}
     for profile, table in given.items():
         _check_names(profile, table)
-    sizes = dict(given[name] or {})
+    size_source = os.environ.get("KDLIB_SIZES", "").strip().lower() or name
+    if size_source not in PROFILES:
+        raise ValueError(f"KDLIB_SIZES={size_source!r} is not one of {', '.join(PROFILES)}; it names the profile whose "
+                         "sizes to use (e.g. KDLIB_PROFILE=gpu KDLIB_SIZES=ci: the gpu code path at ci sizes)")
+    sizes = dict(given[size_source] or {})
     overrides = _parse_overrides(os.environ.get("KDLIB_OVERRIDES", ""))
     unknown = sorted(set(overrides) - set(sizes))
     if unknown:
@@ -221,4 +227,5 @@ def get_profile(ci: dict | None = None, laptop: dict | None = None, gpu: dict | 
                       stacklevel=2)
     device = torch.device("cuda" if name == "gpu" and torch.cuda.is_available() else "cpu")
     seed_everything(seed)
-    return Profile(name=name, device=device, seed=seed, sizes=sizes, overridden=tuple(sorted(overrides)))
+    borrowed = (f"sizes of {size_source}",) if size_source != name else ()
+    return Profile(name=name, device=device, seed=seed, sizes=sizes, overridden=borrowed + tuple(sorted(overrides)))

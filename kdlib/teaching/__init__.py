@@ -1,11 +1,12 @@
 """What turns the library into a course: exercise checks, the exercise notebooks built from solutions, the
 README's results table, plots and widgets. Every notebook.
 
-Modules: ``checks`` (``check(name, fn)`` against references), ``cases`` (exercise cases of 06-07), ``verdicts``
+Modules: ``checks`` (``check(name, fn)`` against references), ``cases`` (exercise cases of 06-11), ``verdicts``
 (what ``check`` says about one call of a learner's function), ``exercises`` (``python -m kdlib.teaching.exercises``
 builds notebooks/ from solutions/), ``report`` (``python -m kdlib.teaching.report``), ``claims`` (every number in a
 notebook's prose is supported by its results), ``plots`` (with the two scorecards of 09), ``widgets`` (the T and
-alpha sliders of 01, the break-even calculator of 09).
+alpha sliders of 01, the break-even calculator of 09), ``gpu_check`` (``python -m kdlib.teaching.gpu_check``: every
+notebook in one profile, several at once, with a summary).
 """
 from kdlib.teaching.checks import (check, softmax_with_temperature, best_bias_shift, topk_with_tail, hidden_state_mse,
                                    attention_mse)
