@@ -14,7 +14,7 @@ with different vocabularies: the decision tree, padded rows, shared tokens, alig
 10), ``speculative``
 (the speculative-decoding speed-up and a greedy draft-and-verify loop that measures acceptance: 11),
 ``quantize`` (weight quantization simulated in floating point: PTQ, QAT with a straight-through estimator,
-sizes: 10).
+sizes: 10), ``distributed`` (token KD data-parallel across processes with accelerate: the gpu profile's scale-out).
 """
 from kdlib.lm.load import LoadedLM, load_teacher, train_own_teacher
 from kdlib.lm.students import build_student, check_vocab, model_vocab_size
