@@ -3,9 +3,9 @@ machine). The same function trains in a notebook (one process) and under ``accel
 or nodes, or CPU processes with the gloo backend), unchanged.
 
 ``distil(student, teacher, blocks, ...)`` minimises ``T^2 * KL(p_teacher(T) || p_student(T))`` per next-token
-position (notebook 05's token KD with the full vocabulary) over shuffled batches of ``blocks``; under several
-processes ``accelerator.prepare`` gives each process its own shard of every batch and DDP averages the gradients,
-so every process ends with the same weights.
+position (``kdlib.losses.tokens.forward_kl``: notebook 05's token KD with the full vocabulary) over shuffled
+batches of ``blocks``; under several processes ``accelerator.prepare`` gives each process its own shard of every
+batch and DDP averages the gradients, so every process ends with the same weights.
 
     python -m torch.distributed.run --nproc_per_node 2 -m kdlib.lm.distributed OUT   # OUT/rank<i>.json
     accelerate launch --num_processes 2 -m kdlib.lm.distributed OUT                  # the same on 2 GPUs
@@ -21,9 +21,9 @@ import sys
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 from kdlib.core.validate import check_temperature, whole
+from kdlib.losses.tokens import forward_kl
 
 __all__ = ["distil", "weights_digest"]
 
@@ -54,9 +54,8 @@ def distil(student, teacher, blocks: torch.Tensor, steps: int, batch_size: int =
     while step < steps:
         for ids, index in loader:
             with torch.no_grad():
-                target = F.log_softmax(teacher(input_ids=ids).logits[:, :-1].float() / T, -1)
-            logp = F.log_softmax(model(input_ids=ids).logits[:, :-1].float() / T, -1)
-            loss = T * T * F.kl_div(logp.flatten(0, 1), target.flatten(0, 1), log_target=True, reduction="batchmean")
+                teacher_logits = teacher(input_ids=ids).logits[:, :-1]
+            loss = forward_kl(model(input_ids=ids).logits[:, :-1], teacher_logits, T=T)  # notebook 05's token KD
             accelerator.backward(loss)
             optimizer.step()
             optimizer.zero_grad()
