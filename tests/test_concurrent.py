@@ -84,3 +84,13 @@ def test_models_generate_in_threads_with_one_tokenizer():
     alone = [run(m) for m in models]
     together = concurrently([lambda m=m: run(m) for m in models], workers=2)
     assert together == alone and tok.padding_side == "right"
+
+
+def test_pad_rows_pads_on_either_side():
+    from kdlib.lm.generate import pad_rows
+    left = pad_rows([[5, 6], [7]], pad=0)
+    assert left["input_ids"].tolist() == [[5, 6], [0, 7]] and left["attention_mask"].tolist() == [[1, 1], [0, 1]]
+    right = pad_rows([[5, 6], [7]], pad=0, side="right")
+    assert right["input_ids"].tolist() == [[5, 6], [7, 0]] and right["attention_mask"].tolist() == [[1, 1], [1, 0]]
+    with pytest.raises(ValueError, match="side"):
+        pad_rows([[1]], pad=0, side="middle")

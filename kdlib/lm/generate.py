@@ -17,7 +17,7 @@ from kdlib.core.profiles import seeded
 from kdlib.core.validate import values_checked
 from kdlib.losses.tokens import shift_for_next_token
 
-__all__ = ["Samples", "pack_right", "chat_prompts", "generate", "completion_logprobs", "sequence_logprobs",
+__all__ = ["Samples", "pack_right", "pad_rows", "chat_prompts", "generate", "completion_logprobs", "sequence_logprobs",
            "token_logprobs"]
 
 
@@ -56,16 +56,20 @@ def chat_prompts(tokenizer, questions: list[str], system: str | None = None) -> 
     return out
 
 
-def _left_padded(ids: list[list[int]], pad: int, device) -> dict[str, torch.Tensor]:
-    """Prompts padded on the left by hand: a fast tokenizer's padding is state of its shared backend, so a thread
-    that asks it to pad can encode with another thread's setting (no padding: ragged rows) between the two."""
+def pad_rows(ids: list[list[int]], pad: int, device="cpu", side: str = "left") -> dict[str, torch.Tensor]:
+    """Token rows padded to one width by hand, on the ``left`` (prompts to generate from) or the ``right`` (texts
+    to score), as ``input_ids`` and ``attention_mask``: a fast tokenizer's padding is state of its shared backend,
+    so a thread that asks it to pad can encode with another thread's setting (no padding: ragged rows)."""
+    if side not in ("left", "right"):
+        raise ValueError(f"side must be 'left' or 'right', got {side!r}")
     width = max(len(row) for row in ids)
     input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
     mask = torch.zeros((len(ids), width), dtype=torch.long)
     for r, row in enumerate(ids):
         if row:
-            input_ids[r, width - len(row):] = torch.tensor(row)
-            mask[r, width - len(row):] = 1
+            cols = slice(width - len(row), width) if side == "left" else slice(0, len(row))
+            input_ids[r, cols] = torch.tensor(row)
+            mask[r, cols] = 1
     return {"input_ids": input_ids.to(device), "attention_mask": mask.to(device)}
 
 
@@ -91,7 +95,7 @@ def generate(model, tokenizer, prompts: list[str], num_samples: int = 1, max_new
     with seeded(seed) if do_sample else nullcontext(), eval_mode(model):
         for start in range(0, len(prompts), batch_size):
             chunk = prompts[start:start + batch_size]
-            enc = _left_padded(tokenizer(chunk, add_special_tokens=add_special_tokens)["input_ids"], pad, device)
+            enc = pad_rows(tokenizer(chunk, add_special_tokens=add_special_tokens)["input_ids"], pad, device)
             p_len = enc["input_ids"].shape[1]
             extra = {}
             if logits_processor is not None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from kdlib.lm.generate import pad_rows
 from kdlib.reasoning.tool_generation import generate_with_tools
 from kdlib.reasoning.tools import CALL_IN_TEXT, trace_calls
 
@@ -57,18 +58,11 @@ def first_disagreement(teacher, tokenizer, prompts: list[str], drafts: list[str]
     out: list[int | None] = []
     for start in range(0, len(prompts), batch_size):
         rows = list(_rows(tokenizer, prompts[start:start + batch_size], drafts[start:start + batch_size]))
-        length = max(len(p) + len(d) for p, d in rows)
-        ids = torch.full((len(rows), length), tokenizer.pad_token_id)
-        mask = torch.zeros_like(ids)
+        batch = pad_rows([p + d for p, d in rows], tokenizer.pad_token_id, device, side="right")
+        predicted = teacher(**batch).logits.argmax(-1).cpu()
         for r, (p, d) in enumerate(rows):
-            ids[r, :len(p) + len(d)] = torch.tensor(p + d)
-            mask[r, :len(p) + len(d)] = 1
-        predicted = teacher(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.argmax(-1).cpu()
-        for r, (p, d) in enumerate(rows):
-            flags = [_flag(tokenizer, predicted[r], p, d)]
-            failed = [i for i, c in enumerate(trace_calls(drafts[start + r])) if not c.ok]
-            flags += failed[:1]
-            flags = [f for f in flags if f is not None]
+            failed = next((i for i, c in enumerate(trace_calls(drafts[start + r])) if not c.ok), None)
+            flags = [f for f in (_flag(tokenizer, predicted[r], p, d), failed) if f is not None]
             out.append(min(flags) if flags else None)
     return out
 
