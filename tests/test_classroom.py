@@ -75,6 +75,7 @@ def test_a_correct_submission_gets_full_marks_on_every_autograded_cell(graded):
     assert len(autograded) >= 6 and all(score == top > 0 for score, top in autograded.values()), scores
     rows = {r["student_id"]: r for r in csv.DictReader((graded / "grades.csv").open())}
     manual = sum(top for k, (_, top) in scores.items() if k.startswith("answer_"))
+    assert manual > 0 and any(k.startswith("predicted_") for k in autograded)  # 01 has both kinds of new work
     assert float(rows["correct"]["raw_score"]) == float(rows["correct"]["max_score"]) - manual > 0
 
 
@@ -105,8 +106,10 @@ def test_no_release_holds_a_solution_or_a_hidden_test(tmp_path):
     for folder, source in zip(releases, written):
         text = (folder / source.name).read_text()
         assert "BEGIN HIDDEN TESTS" not in text and BEGIN not in text and "grading.hidden(" not in text
-        grade_cells = [c for c in json.loads(source.read_text())["cells"] if c["metadata"]["nbgrader"]["grade"]]
+        cells = json.loads(source.read_text())["cells"]
+        grade_cells = [c for c in cells if c["metadata"].get("nbgrader", {}).get("grade")]
         assert grade_cells, source.name
+        assert "YOUR ANSWER HERE" in text or "# PREDICT" in text, f"{source.name}: no prediction or written answer"
     # the scan finds a leak: the instructor's version handed out as it is
     assert classroom.leaks(written[0], written[0])
 
