@@ -36,15 +36,15 @@ POINTS = {"examples": 1, "hidden": 2, "answer": 2, "prediction": 1}
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 CHECK_CALL = re.compile(r"^(\w+)\s*=\s*check\(\s*\"(\w+)\"\s*,\s*(\w+)\s*\)", re.MULTILINE)
 PREDICTION = re.compile(r"^(\w+)\s*=\s*None\b", re.MULTILINE)
-COURSE_CELL = """# Course mode (a locked cell): check() still tells you whether your code matches the reference, but it no
+COURSE_CELL = """# Course mode (a locked cell): check() still says whether your code matches the reference, but no
 # longer replaces a wrong or missing function with the reference, so the graded cells test the code you wrote.
 import os
 
 os.environ["KDLIB_COURSE"] = "1"
 import kdlib.teaching.grading as grading"""
 
-CONFIG = '''"""nbgrader configuration of the kdlib course (written by python -m kdlib.teaching.classroom; run nbgrader in
-this folder). Grading runs the notebooks in course mode (no fallback to the reference), in the ci profile (the
+CONFIG = '''"""nbgrader configuration of the kdlib course (written by python -m kdlib.teaching.classroom; run nbgrader
+in this folder). Grading runs the notebooks in course mode (no fallback to the reference), in the ci profile (the
 graded cells do not depend on the profile: ci is the fastest), and writes their results files here."""
 import os
 
