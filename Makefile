@@ -3,13 +3,14 @@
 #   make test   set up, then unit tests and nbval over solutions/ and notebooks/ in the ci profile
 #   make run    set up, then execute every notebook in the default profile into build/ (+ HTML)
 #   make gpu-check  every notebook in the gpu profile, 3 at a time, 600 s each: build/gpu_check/summary.md
+#   make classroom  the nbgrader course made from solutions/, every assignment released: build/classroom
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kdlib-installed
 DATA   := datasets/cache/.fetched
 
-.PHONY: lab test run setup data notebooks benchmark report clean gpu-check
+.PHONY: lab test run setup data notebooks benchmark report clean gpu-check classroom
 
 setup: $(STAMP) $(DATA)
 
@@ -18,7 +19,7 @@ $(PY):
 
 $(STAMP): pyproject.toml | $(PY)
 	$(PY) -m pip install --upgrade --quiet "pip>=23.2"
-	$(PY) -m pip install -e ".[lab,test]"
+	$(PY) -m pip install -e ".[lab,test,classroom]"
 	touch $(STAMP)
 
 $(DATA): $(STAMP) kdlib/data/mnist.py kdlib/data/fetch.py
@@ -46,6 +47,9 @@ run: setup
 
 gpu-check: setup
 	$(PY) -m kdlib.teaching.gpu_check --profile gpu
+
+classroom: $(STAMP)
+	$(PY) -m kdlib.teaching.classroom --release
 
 notebooks: $(STAMP)
 	$(PY) -m kdlib.teaching.exercises

@@ -14,7 +14,9 @@ def test_notebook03_structure_and_generated_exercises():
                    'check("hint_loss", hint_loss)', 'check("expected_calibration_error", expected_calibration_error)',
                    "fit_temperature(", "Interview questions", "run.write(metrics)", "profile.assert_claims"):
         assert needle in text, needle
-    assert text.count("### BEGIN SOLUTION") == 2 == text.count("### END SOLUTION")
+    code = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")  # two exercises, one written answer
+    assert code.count("### BEGIN SOLUTION") == 2 == code.count("### END SOLUTION")
+    assert text.count("### BEGIN SOLUTION") == 3 == text.count("### END SOLUTION")
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
     assert (EXERCISES / NAME).read_text() == exercise_text(SOLUTIONS / NAME), \
         "run: python -m kdlib.teaching.exercises"

@@ -6,7 +6,10 @@ Modules: ``checks`` (``check(name, fn)`` against references), ``cases`` (exercis
 builds notebooks/ from solutions/), ``report`` (``python -m kdlib.teaching.report``), ``claims`` (every number in a
 notebook's prose is supported by its results), ``plots`` (with the two scorecards of 09), ``widgets`` (the T and
 alpha sliders of 01, the break-even calculator of 09), ``gpu_check`` (``python -m kdlib.teaching.gpu_check``: every
-notebook in one profile, several at once, with a summary).
+notebook in one profile, several at once, with a summary). For a graded course: ``bugs`` (each exercise's classic
+mistakes as code, which the hidden tests name), ``grading`` (what the autograded cells call: visible and hidden
+cases, a reference imported instead of written, predictions filled in), ``classroom``
+(``python -m kdlib.teaching.classroom``: the nbgrader course made from solutions/).
 """
 from kdlib.teaching.checks import (check, softmax_with_temperature, best_bias_shift, topk_with_tail, hidden_state_mse,
                                    attention_mse)

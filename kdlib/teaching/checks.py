@@ -14,11 +14,16 @@ The references run first on pristine inputs and every call gets its own copy (``
 
 Later notebooks add their own exercises with ``register(name, reference, cases)``; notebook 03 registers
 ``hint_loss`` and ``expected_calibration_error``.
+
+In a course (``KDLIB_COURSE=1``, set by the notebooks and the ``nbgrader_config.py`` that
+``kdlib.teaching.classroom`` writes), ``check`` prints the same verdicts but never falls back: it returns the
+learner's function as written, so what the autograder grades is what the learner's code earns.
 """
 from __future__ import annotations
 
 import importlib
 import inspect
+import os
 from typing import Callable
 
 import torch
@@ -27,6 +32,13 @@ from kdlib.core.validate import check_temperature
 from kdlib.teaching.verdicts import NOT_SOLVED, describe, fresh, judge
 
 _REGISTRY: dict[str, tuple[Callable | str, Callable[[], list[tuple]]]] = {}
+COURSE = "KDLIB_COURSE"  # set to 1 in a course release: no fallback to the reference
+
+
+def course_mode() -> bool:
+    """True in a course release (``KDLIB_COURSE`` set to anything but empty or 0): ``check`` keeps the learner's
+    function."""
+    return os.environ.get(COURSE, "").strip() not in ("", "0")
 
 
 def register(name: str, reference: Callable | str, cases: Callable[[], list[tuple]] | str) -> None:
@@ -63,26 +75,32 @@ def check(name: str, fn: Callable, rtol: float = 1e-4, atol: float = 1e-5, verbo
     gets its own copy (``verdicts.fresh``), which is compared with the pristine inputs afterwards, so a function
     that changes its inputs in place is caught (and cannot spoil the reference). Any mistake of ``fn`` (an
     exception, None, a non-tensor, a wrong dtype, device or shape, NaN, a mutation, wrong values) is printed as
-    a verdict and the reference is returned; an exception in the reference itself is a bug of kdlib and raises."""
+    a verdict and the reference is returned (in course mode, ``fn`` itself); an exception in the reference itself is
+    a bug of kdlib and raises."""
     if name not in _REGISTRY:
         raise KeyError(f"no exercise named {name!r}; known: {', '.join(sorted(_REGISTRY))}")
     reference, cases = _reference(name), _REGISTRY[name][1]  # _reference imported both
     say = print if verbose else (lambda *a: None)
     pristine = cases()
     wants = [reference(*fresh(args)) for args in pristine]
-    fallback = "    using the reference for the rest of the notebook"
+    course = course_mode()
+    fallback = ("    course mode: your function is kept as written (no fallback to the reference); the cells that use "
+                "it use yours") if course else "    using the reference for the rest of the notebook"
+    kept = fn if course else reference
     if not callable(fn):
         say(f"[x] {name}: expected a function, got {describe(fn, 60)}\n{fallback}")
-        return reference
+        return kept
     names = _argument_names(reference)
     for i, (args, want) in enumerate(zip(pristine, wants)):
         verdict = judge(fn, args, want, rtol, atol, names)
         if verdict == NOT_SOLVED:
-            say(f"[ ] {name}: not solved yet: using the reference implementation so the notebook runs on")
-            return reference
+            say(f"[ ] {name}: not solved yet: " + ("course mode, so no reference stands in: the cells that use it "
+                                                    "fail until you write it" if course else
+                                                    "using the reference implementation so the notebook runs on"))
+            return kept
         if verdict:
             say(f"[x] {name}: case {i} {verdict}\n{fallback}")
-            return reference
+            return kept
     say(f"[v] {name}: passed all {len(pristine)} checks")
     return fn
 

@@ -6,7 +6,9 @@
     ...
     ### END SOLUTION
 
-is replaced by ``raise NotImplementedError()`` at the same indentation, and all outputs are cleared.
+is replaced by ``raise NotImplementedError()`` at the same indentation, and all outputs are cleared. In markdown
+cells (written answers: a model answer and its rubric between the same markers) the block becomes
+``YOUR ANSWER HERE``, as in an nbgrader release.
 ``python -m kdlib.teaching.exercises`` rewrites ``notebooks/``; ``python -m kdlib.teaching.exercises --check`` lists
 what is out of date (``tests/test_notebooks.py`` fails on it). Never edit ``notebooks/`` by hand.
 """
@@ -21,11 +23,13 @@ import nbformat
 from kdlib.core.paths import REPO_ROOT
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
+CODE_STUB, TEXT_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()"), ("YOUR ANSWER HERE",)
 SOLUTIONS, EXERCISES = REPO_ROOT / "solutions", REPO_ROOT / "notebooks"
 
 
-def strip_solutions(source: str) -> str:
-    """Replace each marked solution block with a stub; raise ValueError on unbalanced markers."""
+def strip_solutions(source: str, stub: tuple[str, ...] = CODE_STUB) -> str:
+    """Replace each marked solution block with ``stub`` (one item a line); raise ValueError on unbalanced
+    markers."""
     out, inside, indent = [], False, ""
     for number, line in enumerate(source.splitlines(), 1):
         marker = line.strip()
@@ -33,7 +37,7 @@ def strip_solutions(source: str) -> str:
             if inside:
                 raise ValueError(f"line {number}: {BEGIN} inside another solution block")
             inside, indent = True, line[: len(line) - len(line.lstrip())]
-            out += [f"{indent}# YOUR CODE HERE", f"{indent}raise NotImplementedError()"]
+            out += [f"{indent}{line}" for line in stub]
         elif marker == END:
             if not inside:
                 raise ValueError(f"line {number}: {END} without {BEGIN}")
@@ -49,11 +53,13 @@ def exercise_text(solution: Path) -> str:
     """The exercise notebook generated from one solution notebook, as text."""
     nb = nbformat.read(solution, as_version=4)
     for cell in nb.cells:
+        if cell.cell_type != "code" and BEGIN not in cell.source:
+            continue  # prose is copied as it is
+        try:
+            cell.source = strip_solutions(cell.source, CODE_STUB if cell.cell_type == "code" else TEXT_STUB)
+        except ValueError as err:
+            raise ValueError(f"{solution.name}: {err}") from None
         if cell.cell_type == "code":
-            try:
-                cell.source = strip_solutions(cell.source)
-            except ValueError as err:
-                raise ValueError(f"{solution.name}: {err}") from None
             cell.outputs, cell.execution_count = [], None
     return nbformat.writes(nb) + "\n"
 
