@@ -12,8 +12,14 @@ A package imports only from packages below it (``make test`` checks this with im
 ``[tool.importlinter]`` in ``pyproject.toml``).
 Each package's docstring names its modules and the notebooks that teach them.
 """
+import logging
+
 from kdlib.core.profiles import get_profile
 from kdlib.losses.logits import distillation_loss, kd_loss
+
+# torchao (notebook 10's integer kernels), which transformers imports whenever it is installed, registers enums with
+# torch.compile and torch logs a deprecation warning for each on every import: not the learner's concern
+logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
 
 __version__ = "0.1.0"
 __all__ = ["kd_loss", "distillation_loss", "get_profile"]

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from kdlib.lm.small import build_tokenizer, small_llama
-from kdlib.lm.speculative import break_even_acceptance, speculative_greedy, speedup, tokens_per_target_forward
+from kdlib.lm.speculative import (assisted_generate, break_even_acceptance, expected_acceptance, speculative_greedy,
+                                  speedup, tokens_per_target_forward)
 
 
 def test_the_speedup_formula_at_its_limits():
@@ -64,3 +65,23 @@ def test_transformers_assisted_generation_writes_what_the_loop_writes(models):
     assisted = target.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=tok.pad_token_id,
                                assistant_model=draft)[0, 3:].tolist()
     assert assisted == speculative_greedy(target, draft, ids, gamma=3, max_new_tokens=12)["tokens"]
+
+
+def test_expected_acceptance_and_assisted_generation(models):
+    tok, target, draft = models
+    blocks = torch.tensor([tok(" ".join("abcdefgh" * 2), add_special_tokens=False)["input_ids"]])
+    same = expected_acceptance(target, target, blocks)
+    assert same["greedy"] == 1.0 and same["sampling"] == pytest.approx(1.0, abs=1e-5)
+    other = expected_acceptance(target, draft, blocks)
+    assert 0 <= other["sampling"] < 1 and 0 <= other["greedy"] <= 1
+    alone = assisted_generate(target, tok, ["a b c", "e f"], max_new_tokens=6)
+    helped = assisted_generate(target, tok, ["a b c", "e f"], max_new_tokens=6, draft=draft, gamma=3)
+    assert helped["tokens"] == alone["tokens"] and all(len(t) == 6 for t in alone["tokens"])  # greedy: the target's own
+    sampled = [assisted_generate(target, tok, ["a b"], 6, draft=draft, do_sample=True, seed=3)["tokens"] for _ in "ab"]
+    assert sampled[0] == sampled[1]  # seeded
+    other_tok = build_tokenizer(["x y z w"])
+    with pytest.raises(ValueError, match="tokenizer"):
+        assisted_generate(target, tok, ["a b"], 4, draft=draft, draft_tokenizer=other_tok)
+    wide = small_llama(build_tokenizer(["a b c d e f g h i j k l m n o p q"]), 1, 16, 2, seed=1)
+    with pytest.raises(ValueError, match="vocabulary"):
+        expected_acceptance(target, wide, blocks)

@@ -9,9 +9,11 @@
   ``reason`` says what happened and why.
 * ``train_own_teacher``: the fallback where no pretrained teacher can be had (a small Llama and a BPE
   tokenizer trained on the corpus, cached). Students and the vocabulary check are in ``kdlib.lm.students``.
+* ``correct_teacher``: the teacher fine-tuned on the distillation text before it teaches (notebook 10), cached.
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +24,7 @@ from kdlib.core.files import atomic_folder, check_cache_name, check_writable
 from kdlib.core.fit import fit
 from kdlib.core.paths import data_dir
 from kdlib.core.profiles import seeded
-from kdlib.core.teacher_cache import recipe_key
+from kdlib.core.teacher_cache import fingerprint, prepare_teacher, recipe_key
 from kdlib.lm.blocks import token_blocks
 from kdlib.losses import inputs
 from kdlib.lm.steps import lm_step
@@ -30,7 +32,7 @@ from kdlib.data.hub import load_from_source
 from kdlib.data.smollm2 import (SMOLLM2_GGUF, SMOLLM2_HUB_ID, convert_gguf, converted_dir, converted_ok,
                                  require_smollm2)
 
-__all__ = ["LoadedLM", "load_teacher", "train_own_teacher", "bpe_tokenizer", "EOS"]
+__all__ = ["LoadedLM", "load_teacher", "train_own_teacher", "bpe_tokenizer", "correct_teacher", "EOS"]
 
 EOS = "<|endoftext|>"  # the own tokenizer's one special token: end of sequence, padding and start
 
@@ -147,3 +149,26 @@ def train_own_teacher(texts: list[str], name: str, recipe: dict, device="cpu", l
     return LoadedLM(model.eval(), tok, str(folder), f"no pretrained teacher available: trained an own teacher "
                     f"({recipe['layers']} layers, hidden {hidden}, {recipe['steps']} steps) and a BPE tokenizer "
                     f"on the corpus, cached in {folder}", time.perf_counter() - start)
+
+
+def correct_teacher(teacher, blocks: torch.Tensor, recipe: dict, device="cpu", log=print):
+    """Teacher correction (Sreenivas et al. 2024, the Minitron approach; notebook 10): a copy of ``teacher``
+    fine-tuned as a plain LM on the distillation text ``blocks`` (token ids ``(n, L)``) for ``recipe["steps"]``
+    AdamW steps at ``recipe["batch"]`` and ``recipe["lr"]``, embeddings frozen, so that the distribution it
+    teaches fits the text the student learns from. The input teacher is not changed. Cached in
+    ``datasets/cache/teachers`` under the recipe and the fingerprints of the teacher and the blocks; returned in
+    eval mode on ``device``."""
+    missing = {"steps", "batch", "lr"} - set(recipe)
+    if missing:
+        raise ValueError(f"the correction recipe needs steps, batch and lr; missing {sorted(missing)}")
+    key = dict(recipe, teacher=fingerprint(teacher), blocks=fingerprint(blocks))
+
+    def train(model):
+        embeddings = model.get_input_embeddings().weight
+        embeddings.requires_grad_(False)
+        fit(model, blocks, lm_step, steps=recipe["steps"], batch_size=recipe["batch"], optimizer="adamw",
+            betas=(0.9, 0.95), warmup=5, clip=1.0, lr=recipe["lr"], device=device, seed=0, desc="teacher correction")
+        embeddings.requires_grad_(True)
+
+    return prepare_teacher("corrected_teacher", key, lambda: copy.deepcopy(teacher).cpu(), train,
+                           log=log).to(device).eval()

@@ -69,16 +69,17 @@ def neuron_importance(activations: torch.Tensor, mask: torch.Tensor) -> torch.Te
 
 
 @torch.no_grad()
-def _input_importance(model, batches, pick, transform=lambda a: a) -> list[torch.Tensor]:
+def _input_importance(model, batches, pick, transform=lambda a: a, score=None) -> list[torch.Tensor]:
     """Per layer, ``neuron_importance`` of ``transform(input of pick(layer))`` over all calibration tokens."""
     layers = _layers(model)
     device = next(model.parameters()).device
     sums: list[torch.Tensor | float] = [0.0] * len(layers)
     tokens, current = [0], {}
+    score = neuron_importance if score is None else score
 
     def hook(i):
         def record(module, inputs):  # importance per batch, weighted by its tokens: the mean over all of them
-            sums[i] = sums[i] + neuron_importance(transform(inputs[0].float()), current["mask"]) * current["mask"].sum()
+            sums[i] = sums[i] + score(transform(inputs[0].float()), current["mask"]) * current["mask"].sum()
         return record
 
     handles = [pick(layer).register_forward_pre_hook(hook(i)) for i, layer in enumerate(layers)]
@@ -95,10 +96,13 @@ def _input_importance(model, batches, pick, transform=lambda a: a) -> list[torch
     return [s / tokens[0] for s in sums]
 
 
-def mlp_importance(model, batches) -> list[torch.Tensor]:
+def mlp_importance(model, batches, score=None) -> list[torch.Tensor]:
     """Per layer, the mean absolute activation of each MLP neuron over the calibration tokens (the module
-    docstring's ``I_j``): a list of tensors of shape ``(intermediate_size,)``."""
-    return _input_importance(model, batches, lambda layer: layer.mlp.down_proj)
+    docstring's ``I_j``): a list of tensors of shape ``(intermediate_size,)``. ``score``, when given, replaces
+    ``neuron_importance`` (notebook 10 passes the learner's function, so it ranks the neurons that are pruned)."""
+    if score is not None and not callable(score):
+        raise ValueError(f"score must be a function score(activations, mask) like neuron_importance, got {score!r:.60}")
+    return _input_importance(model, batches, lambda layer: layer.mlp.down_proj, score=score)
 
 
 def _heads(config) -> tuple[int, int, int]:
