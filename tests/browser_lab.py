@@ -104,7 +104,7 @@ class Lab:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with {self.proc.returncode}: see {self.state / 'jupyterlab.log'}")
+                raise RuntimeError(f"JupyterLab exited ({self.proc.returncode}): see {self.state / 'jupyterlab.log'}")
             with contextlib.suppress(OSError):
                 with urllib.request.urlopen(f"{self.base}/api/status?token={self.token}", timeout=5) as r:
                     if r.status == 200:

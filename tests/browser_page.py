@@ -55,7 +55,8 @@ return null;
 SNAPSHOT_JS = """
 const control = arguments[0];
 const root = control.closest('.widget-interact') || control.closest('.jp-Cell').querySelector('.jp-Cell-outputArea');
-return {images: [...root.querySelectorAll('.jp-OutputArea-output img')].map(i => [i.src, i.complete ? i.naturalWidth : 0]),
+const images = [...root.querySelectorAll('.jp-OutputArea-output img')];
+return {images: images.map(i => [i.src, i.complete ? i.naturalWidth : 0]),
         texts: [...root.querySelectorAll('.jp-RenderedText')].map(t => t.textContent.trim()),
         readout: (control.querySelector('.widget-readout') || {}).textContent || ''};
 """
@@ -83,7 +84,8 @@ def open_notebook(driver, url: str, n_cells: int, timeout: float = 120) -> None:
     """Load a notebook in JupyterLab and wait until all its cells are in the page and its kernel is idle."""
     driver.get(url)
     wait(lambda: len(driver.execute_script(CELLS_JS)) == n_cells and driver.execute_script(STATUS_JS) == "idle"
-         and "| Idle" in driver.execute_script(KERNEL_JS), timeout, what=f"the notebook's {n_cells} cells and its kernel")
+         and "| Idle" in driver.execute_script(KERNEL_JS), timeout,
+         what=f"the notebook's {n_cells} cells and its kernel")
 
 
 def run_all(driver, timeout: float, tries: int = 3) -> list[dict]:
@@ -132,15 +134,17 @@ def _fingerprint(snap: dict) -> dict:
             "texts": snap["texts"], "readout": snap["readout"]}
 
 
-def settle(driver, control, check: WidgetCheck, timeout: float) -> tuple[dict, bool]:
+def settle(driver, control, check: WidgetCheck, timeout: float, complete: bool = True) -> tuple[dict, bool]:
     """The widget's output (fingerprinted) once it is the same twice a second apart, the kernel is idle, every plot
-    has loaded and what ``check.changes`` names is there; after ``timeout`` s the last one, with False."""
+    has loaded and (if ``complete``) what ``check.changes`` names is there; after ``timeout`` s the last one, with
+    False. Before a click nothing need be there (a drill's answer is hidden until its button is pressed)."""
     last, deadline = None, time.monotonic() + timeout
     while True:
         snap = driver.execute_script(SNAPSHOT_JS, control)
         now = _fingerprint(snap)
-        ready = (all(width for _, width in snap["images"]) and driver.execute_script(STATUS_JS) == "idle"
-                 and ("image" not in check.changes or snap["images"]) and ("text" not in check.changes or snap["texts"]))
+        wanted = not complete or (("image" not in check.changes or snap["images"])
+                                  and ("text" not in check.changes or snap["texts"]))
+        ready = wanted and all(width for _, width in snap["images"]) and driver.execute_script(STATUS_JS) == "idle"
         if ready and now == last:
             return now, True
         if time.monotonic() > deadline:
@@ -149,10 +153,18 @@ def settle(driver, control, check: WidgetCheck, timeout: float) -> tuple[dict, b
         time.sleep(1)
 
 
-def screenshot(driver, element, path: str) -> None:
-    """A picture of ``element`` once its images are decoded and painted."""
+def screenshot(driver, element, path: str, tries: int = 10) -> None:
+    """A picture of ``element`` once its images are decoded and two pictures half a second apart agree (a busy
+    machine can take seconds to paint a plot that has loaded)."""
     driver.execute_async_script(PAINTED_JS, element)
-    element.screenshot(path)
+    last = None
+    for _ in range(tries):
+        png = element.screenshot_as_png
+        if png == last:
+            break
+        last = png
+        time.sleep(0.5)
+    Path(path).write_bytes(png)
 
 
 def exercise_widget(driver, check: WidgetCheck, shot: Path | str, timeout: float = 120) -> list[str]:
@@ -167,7 +179,7 @@ def exercise_widget(driver, check: WidgetCheck, shot: Path | str, timeout: float
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", control)
     root = driver.execute_script("return arguments[0].closest('.widget-interact') || arguments[0].closest('.jp-Cell')",
                                  control)
-    before, ready = settle(driver, control, check, timeout)
+    before, ready = settle(driver, control, check, timeout, complete=check.kind == "slider")
     screenshot(driver, root, f"{shot}-before.png")
     problems = [] if ready else [f"{label}: its output was incomplete before moving it (plot or values missing, "
                                  f"or a plot that did not load)"]
@@ -178,7 +190,7 @@ def exercise_widget(driver, check: WidgetCheck, shot: Path | str, timeout: float
             handle.send_keys(Keys.ARROW_RIGHT)
             time.sleep(0.2)
     else:
-        control.find_element("css selector", "input" if check.kind == "checkbox" else "*").click()
+        (control.find_element("css selector", "input") if check.kind == "checkbox" else control).click()
     time.sleep(1)
     after, ready = settle(driver, control, check, timeout)
     screenshot(driver, root, f"{shot}-after.png")
