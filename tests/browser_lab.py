@@ -53,11 +53,15 @@ def chromium(paths: tuple[str, str], width: int = 1400, height: int = 1000):
     for arg in ("--headless=new", "--disable-gpu", "--disable-dev-shm-usage", f"--window-size={width},{height}",
                 "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1", "--no-first-run"):
         options.add_argument(arg)
-    if os.geteuid() == 0:  # Chromium refuses to start as root inside its sandbox
+    if is_root():  # Chromium refuses to start as root inside its sandbox
         options.add_argument("--no-sandbox")
     driver = webdriver.Chrome(options=options, service=Service(executable_path=paths[1]))
     driver.set_page_load_timeout(120)
     return driver
+
+
+def is_root() -> bool:
+    return getattr(os, "geteuid", lambda: -1)() == 0
 
 
 def free_port() -> int:
@@ -87,14 +91,15 @@ class Lab:
             (settings / name).write_text(json.dumps(values))
         self.env.update(JUPYTER_CONFIG_DIR=str(config), JUPYTERLAB_SETTINGS_DIR=str(settings),
                         JUPYTERLAB_WORKSPACES_DIR=str(self.state / "workspaces"),
-                        JUPYTER_RUNTIME_DIR=str(self.state / "runtime"), IPYTHONDIR=str(self.state / "ipython"))
+                        JUPYTER_RUNTIME_DIR=str(self.state / "runtime"), IPYTHONDIR=str(self.state / "ipython"),
+                        JUPYTER_DATA_DIR=str(self.state / "data"))  # no user kernel spec: the venv's python3
 
     def __enter__(self) -> "Lab":
         self._write_config()
         cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
                "--ServerApp.port_retries=0", f"--IdentityProvider.token={self.token}",
                f"--ServerApp.root_dir={self.root}", "--LabApp.news_url=", "--LabApp.check_for_updates_class="
-               "jupyterlab.NeverCheckForUpdate"] + (["--allow-root"] if os.geteuid() == 0 else [])
+               "jupyterlab.NeverCheckForUpdate"] + (["--allow-root"] if is_root() else [])
         self.log = open(self.state / "jupyterlab.log", "w")
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         self._wait_ready(timeout=180)

@@ -154,8 +154,8 @@ def settle(driver, control, check: WidgetCheck, timeout: float, complete: bool =
 
 
 def screenshot(driver, element, path: str, tries: int = 10) -> None:
-    """A picture of ``element`` once its images are decoded and two pictures half a second apart agree (a busy
-    machine can take seconds to paint a plot that has loaded)."""
+    """A picture of ``element`` once its images are decoded and two pictures a second apart agree (a busy machine
+    can take seconds to paint a plot that has loaded)."""
     driver.execute_async_script(PAINTED_JS, element)
     last = None
     for _ in range(tries):
@@ -163,7 +163,7 @@ def screenshot(driver, element, path: str, tries: int = 10) -> None:
         if png == last:
             break
         last = png
-        time.sleep(0.5)
+        time.sleep(1)
     Path(path).write_bytes(png)
 
 
