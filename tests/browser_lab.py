@@ -102,7 +102,11 @@ class Lab:
                "jupyterlab.NeverCheckForUpdate"] + (["--allow-root"] if is_root() else [])
         self.log = open(self.state / "jupyterlab.log", "w")
         self.proc = subprocess.Popen(cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
-        self._wait_ready(timeout=180)
+        try:
+            self._wait_ready(timeout=180)
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def _wait_ready(self, timeout: float) -> None:

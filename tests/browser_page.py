@@ -134,21 +134,24 @@ def _fingerprint(snap: dict) -> dict:
             "texts": snap["texts"], "readout": snap["readout"]}
 
 
-def settle(driver, control, check: WidgetCheck, timeout: float, complete: bool = True) -> tuple[dict, bool]:
+def settle(driver, control, check: WidgetCheck, timeout: float, complete: bool = True) -> tuple[dict, str]:
     """The widget's output (fingerprinted) once it is the same twice a second apart, the kernel is idle, every plot
-    has loaded and (if ``complete``) what ``check.changes`` names is there; after ``timeout`` s the last one, with
-    False. Before a click nothing need be there (a drill's answer is hidden until its button is pressed)."""
+    has loaded and (if ``complete``) what ``check.changes`` names is there, with ""; after ``timeout`` s the last
+    one, with what was still wrong. Before a click nothing need be there (a drill's answer is hidden until then)."""
     last, deadline = None, time.monotonic() + timeout
     while True:
         snap = driver.execute_script(SNAPSHOT_JS, control)
         now = _fingerprint(snap)
-        wanted = not complete or (("image" not in check.changes or snap["images"])
-                                  and ("text" not in check.changes or snap["texts"]))
-        ready = wanted and all(width for _, width in snap["images"]) and driver.execute_script(STATUS_JS) == "idle"
-        if ready and now == last:
-            return now, True
+        wrong = [why for why, bad in (
+            ("no plot", complete and "image" in check.changes and not snap["images"]),
+            ("no printed values", complete and "text" in check.changes and not snap["texts"]),
+            ("a plot that did not load", not all(width for _, width in snap["images"])),
+            ("a busy kernel", driver.execute_script(STATUS_JS) != "idle"),
+            ("an output still changing", now != last)) if bad]
+        if not wrong:
+            return now, ""
         if time.monotonic() > deadline:
-            return now, False
+            return now, ", ".join(wrong)
         last = now
         time.sleep(1)
 
@@ -179,10 +182,9 @@ def exercise_widget(driver, check: WidgetCheck, shot: Path | str, timeout: float
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", control)
     root = driver.execute_script("return arguments[0].closest('.widget-interact') || arguments[0].closest('.jp-Cell')",
                                  control)
-    before, ready = settle(driver, control, check, timeout, complete=check.kind == "slider")
+    before, wrong = settle(driver, control, check, timeout, complete=check.kind == "slider")
     screenshot(driver, root, f"{shot}-before.png")
-    problems = [] if ready else [f"{label}: its output was incomplete before moving it (plot or values missing, "
-                                 f"or a plot that did not load)"]
+    problems = [f"{label}: before moving it, still {wrong} after {timeout:.0f} s"] if wrong else []
     if check.kind == "slider":
         handle = control.find_element("css selector", ".noUi-handle")
         driver.execute_script("arguments[0].focus()", handle)
@@ -192,7 +194,7 @@ def exercise_widget(driver, check: WidgetCheck, shot: Path | str, timeout: float
     else:
         (control.find_element("css selector", "input") if check.kind == "checkbox" else control).click()
     time.sleep(1)
-    after, ready = settle(driver, control, check, timeout)
+    after, wrong = settle(driver, control, check, timeout)
     screenshot(driver, root, f"{shot}-after.png")
     moved = f" ({before['readout'] or 'before'} -> {after['readout'] or 'after'})"
     if check.kind == "slider" and before["readout"] == after["readout"]:
@@ -203,8 +205,8 @@ def exercise_widget(driver, check: WidgetCheck, shot: Path | str, timeout: float
         problems.append(f"{label} did not update its plot{moved}")
     if "text" in check.changes and (not after["texts"] or after["texts"] == before["texts"]):
         problems.append(f"{label} did not update its printed values{moved}")
-    if not ready:
-        problems.append(f"{label}: its output was incomplete {timeout:.0f} s after moving it")
+    if wrong:
+        problems.append(f"{label}: after moving it, still {wrong} after {timeout:.0f} s")
     return problems
 
 

@@ -146,9 +146,11 @@ def build_pages(names: list[str]) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"} | {"KDLIB_PROFILE": "ci"}
     for name in names:
-        subprocess.run([sys.executable, "-m", "nbconvert", "--to", "html", "--execute", "--output-dir", str(out),
-                        f"--ExecutePreprocessor.timeout={RUN_TIMEOUT}", str(REPO_ROOT / "solutions" / f"{name}.ipynb")],
-                       env=env, check=True, capture_output=True, timeout=RUN_TIMEOUT)
+        done = subprocess.run([sys.executable, "-m", "nbconvert", "--to", "html", "--execute", "--output-dir", str(out),
+                               f"--ExecutePreprocessor.timeout={RUN_TIMEOUT}",
+                               str(REPO_ROOT / "solutions" / f"{name}.ipynb")],
+                              env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        assert done.returncode == 0, f"nbconvert --execute of {name} at ci sizes failed:\n{done.stderr[-3000:]}"
     return [out / f"{name}.html" for name in names]
 
 
