@@ -4,13 +4,14 @@
 #   make run    set up, then execute every notebook in the default profile into build/ (+ HTML)
 #   make gpu-check  every notebook in the gpu profile, 3 at a time, 600 s each: build/gpu_check/summary.md
 #   make classroom  the nbgrader course made from solutions/, every assignment released: build/classroom
+#   make test-browser  set up (with Chromium), then only the browser tests: JupyterLab in headless Chromium
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.kdlib-installed
 DATA   := datasets/cache/.fetched
 
-.PHONY: lab test run setup data notebooks benchmark report clean gpu-check classroom
+.PHONY: lab test run setup data notebooks benchmark report clean gpu-check classroom browser test-browser
 
 setup: $(STAMP) $(DATA)
 
@@ -34,8 +35,23 @@ ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: setup
 	$(VENV)/bin/jupyter lab $(ROOT_FLAG) notebooks/
 
-test: setup
+# The browser tests (tests/test_browser.py) need Chromium and its driver: Debian's packages, installed here when
+# run as root; otherwise the command is printed (and the tests fail saying the same, unless KDLIB_BROWSER=skip).
+BROWSER_PACKAGES := chromium chromium-driver
+browser:
+	@if [ "$$KDLIB_BROWSER" = skip ] || [ -n "$$KDLIB_CHROMIUM" ] \
+	  || { command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; }; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing $(BROWSER_PACKAGES) for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; \
+	else echo "The browser tests need Chromium and its driver: sudo apt-get install $(BROWSER_PACKAGES)" \
+	  "(or name them with KDLIB_CHROMIUM and KDLIB_CHROMEDRIVER)"; fi
+
+test: setup browser
 	KDLIB_PROFILE=ci $(PY) -m pytest
+
+test-browser: setup browser
+	KDLIB_PROFILE=ci $(PY) -m pytest tests/test_browser.py
 
 run: setup
 	mkdir -p build
