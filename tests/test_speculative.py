@@ -42,7 +42,8 @@ def test_greedy_speculation_reproduces_the_target(models):
     assert same["tokens"] == want and same["acceptance_rate"] == 1.0 and same["tokens_per_target_forward"] == 4.0
     other = speculative_greedy(target, draft, ids, gamma=3, max_new_tokens=12)
     assert other["tokens"] == want and other["acceptance_rate"] < 1.0 and other["target_forwards"] > 3
-    assert other["accepted"] <= other["proposed"]
+    assert other["accepted"] <= other["tested"] <= other["proposed"]
+    assert other["acceptance_rate"] == other["accepted"] / other["tested"]  # alpha: only judged tokens count
     stop = tok.convert_tokens_to_ids(" e")
     assert want[:2] == tok.convert_tokens_to_ids([" d", " e"])  # the cycle goes on after "a b c"
     ended = speculative_greedy(target, draft, ids, gamma=3, max_new_tokens=12, eos_token_id=stop)

@@ -69,31 +69,35 @@ def _check_pair(target, draft, tokenizer=None, draft_tokenizer=None) -> None:
                          "tokenizer for both")
 
 
-def _argmax_next(model, ids: torch.Tensor) -> torch.Tensor:
-    return model(input_ids=ids).logits[0].argmax(-1)
+def _argmax_next(model, ids: torch.Tensor, keep: int) -> torch.Tensor:
+    """The model's top token after each of the last ``keep`` positions (only those logits are computed)."""
+    return model(input_ids=ids, logits_to_keep=keep).logits[0].argmax(-1)
 
 
 @torch.no_grad()
 def speculative_greedy(target, draft, input_ids: torch.Tensor, gamma: int = 4, max_new_tokens: int = 32,
                        eos_token_id: int | None = None) -> dict:
     """Greedy speculative decoding of one prompt (``input_ids`` of shape ``(1, n)``): returns ``tokens`` (the new
-    ids, a list), ``proposed`` and ``accepted`` draft tokens, ``acceptance_rate`` and ``target_forwards`` and
-    ``tokens_per_target_forward``. Both models must share the vocabulary (a ValueError says so otherwise)."""
+    ids, a list), ``proposed`` and ``accepted`` draft tokens, ``tested`` (the draft tokens the target judged: each
+    round, those up to and including the first rejection; the rest of the round is discarded unjudged),
+    ``acceptance_rate`` = accepted / tested (the per-token ``alpha`` of the module's formulas; accepted / proposed
+    would count discarded tokens as rejected), ``target_forwards`` and ``tokens_per_target_forward``. Both models must share the vocabulary (a ValueError says so otherwise)."""
     gamma, max_new_tokens = whole("gamma", gamma, 1), whole("max_new_tokens", max_new_tokens, 1)
     if input_ids.dim() != 2 or input_ids.shape[0] != 1:
         raise ValueError(f"input_ids must have shape (1, n): one prompt, got {tuple(input_ids.shape)}")
     _check_pair(target, draft)
     ids = input_ids.to(next(target.parameters()).device)
-    start, proposed, accepted, forwards = ids.shape[1], 0, 0, 0
+    start, proposed, accepted, tested, forwards = ids.shape[1], 0, 0, 0, 0
     while ids.shape[1] - start < max_new_tokens:
         guess = ids
         for _ in range(min(gamma, max_new_tokens - (ids.shape[1] - start))):
-            guess = torch.cat([guess, _argmax_next(draft, guess)[-1:].view(1, 1)], 1)
+            guess = torch.cat([guess, _argmax_next(draft, guess, 1).view(1, 1)], 1)
         drafted = guess[0, ids.shape[1]:]
-        verdict = _argmax_next(target, guess)[ids.shape[1] - 1:]  # the target's choice at each drafted position
+        verdict = _argmax_next(target, guess, len(drafted) + 1)  # the target's choice at each drafted position
         forwards += 1
         agree = int((verdict[:len(drafted)] == drafted).long().cumprod(0).sum())
         proposed, accepted = proposed + len(drafted), accepted + agree
+        tested += agree + (agree < len(drafted))
         new = torch.cat([drafted[:agree], verdict[agree:agree + 1]])
         ids = torch.cat([ids, new.view(1, -1)], 1)
         if eos_token_id is not None and (new == eos_token_id).any():
@@ -101,8 +105,8 @@ def speculative_greedy(target, draft, input_ids: torch.Tensor, gamma: int = 4, m
             ids = ids[:, :cut]
             break
     tokens = ids[0, start:start + max_new_tokens].tolist()
-    return {"tokens": tokens, "proposed": proposed, "accepted": accepted,
-            "acceptance_rate": accepted / proposed if proposed else float("nan"), "target_forwards": forwards,
+    return {"tokens": tokens, "proposed": proposed, "accepted": accepted, "tested": tested,
+            "acceptance_rate": accepted / tested if tested else float("nan"), "target_forwards": forwards,
             "tokens_per_target_forward": len(tokens) / forwards if forwards else float("nan")}
 
 
