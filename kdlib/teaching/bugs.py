@@ -3,8 +3,9 @@ hidden tests (``kdlib.teaching.grading``) use to name a learner's bug instead of
 
 ``BUGS[name]`` lists ``(label, buggy_function)`` pairs: ``kd_loss`` without the ``T^2`` factor, with the KL
 reversed, averaged over classes (``mean``) instead of examples (``batchmean``); ``completion_logprobs`` with the
-prompt scored or token log-probs averaged instead of summed; ``dpo_loss`` without ``beta``; and so on. Each buggy
-function takes the exercise's arguments and is built from the reference, so it is right except for its one bug.
+prompt scored or token log-probs averaged instead of summed; ``dpo_loss`` without ``beta``;
+``neuron_importance`` without the absolute value; ``speculative_speedup`` without the draft's cost; and so on. Each
+buggy function takes the exercise's arguments and is right except for its one bug.
 ``EXTRA_CASES[name]`` adds hidden cases to the visible ones. ``tests/test_classroom.py`` checks that the hidden
 cases tell every listed bug from the reference, and that a submission with the bug is named by its label.
 """
@@ -145,6 +146,16 @@ BUGS: dict[str, list[tuple[str, Callable]]] = {
         ("no infinity when the student saves nothing: a negative or undefined volume returned",
          lambda a, b, c, d: (a + b) / (c - d) if c != d else 0.0),
         ("the teacher's labelling cost left out", lambda a, b, c, d: b / (c - d) if c > d else float("inf"))],
+    "neuron_importance": [
+        ("signed mean: negative activations cancel positive ones (|a| missing)",
+         lambda a, m: (a * m[..., None]).sum((0, 1)) / m.sum()),
+        ("padding counted: the mean over every position, mask ignored",
+         lambda a, m: _ref("neuron_importance")(a, torch.ones_like(m)))],
+    "speculative_speedup": [
+        ("the draft's cost left out: E instead of E / (gamma c + 1)",
+         lambda alpha, gamma, c: _ref("speculative_speedup")(alpha, gamma, 0.0)),
+        ("every draft token assumed accepted: gamma + 1 tokens per round",
+         lambda alpha, gamma, c: (gamma + 1) / (gamma * c + 1))],
 }
 
 

@@ -7,7 +7,7 @@ Every number a solution notebook's markdown quotes must be one of:
 * a literal of its code cells (a size, a temperature, a learning rate: the set-up, not a result);
 * a number the notebook cites from a paper, a model card or a data set (``CITED`` below), listed here so that
   a reviewer sees every number that was not measured;
-* a section or question number (``## 3.``, ``Q4.``, ``notebook 05``).
+* a section, list-item or question number (``## 3.``, ``section 3``, ``3. measure``, ``Q4.``, ``notebook 05``).
 
 A measured sentence ("KD gained 7 errors", "most errors are repaired") belongs in a code cell that prints it
 from the run's numbers; ``tests/test_claims.py`` fails when prose quotes a number that nothing supports.
@@ -19,7 +19,8 @@ import re
 from pathlib import Path
 
 NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[-+]?\d+)?%?")
-_NUMBERING = re.compile(r"^#+\s*\d+[.)]?|\bQ\d+\b|\bnotebooks?\s+\d\d[a-z]?(?:\s*(?:-|and|,)\s*\d\d[a-z]?)*"
+_NUMBERING = re.compile(r"^#+\s*\d+[.)]?|^\s*\d+\.(?=\s)|\bQ\d+\b|\b[Ss]ections?\s+\d+\b"
+                        r"|\bnotebooks?\s+\d\d[a-z]?(?:\s*(?:-|and|,)\s*\d\d[a-z]?)*"
                         r"|\b\d\d[a-z]?_\w+", re.MULTILINE)
 
 # Numbers cited, not measured: the papers' results, years, sections, model cards and data-set facts.
@@ -40,6 +41,11 @@ CITED = {
     # world's value range (kdlib.reasoning.arithmetic.MAX_VALUE)
     "09_capacity_cascades_scorecards": {"2019", "2020", "97.5%"},  # Cho and Hariharan, Mirzadeh et al., the
     # one-sided normal probability two standard errors give
+    "10_compress_then_distil": {"2013", "2024", "135", "15", "4", "40", "8", "3.1", "30", "1536"},  # Bengio et al.,
+    # Minitron (15B -> 4B with 40x fewer tokens; Llama 3.1 8B -> 4B), SmolLM2-135M's card (30 layers, MLP 1536)
+    "11_lora_and_speculative_drafts": {"2021", "2023", "2024", "135", "30", "80%", "0.3", "0.6", "3.4", "1.5",
+                                       "2.2"},  # LoRA, Leviathan et al., DistillSpec, SmolLM2-135M's card, and the
+    # interview answer's worked example (gamma 4: c = 0.3 gives S = E / 2.2; 80% acceptance, E about 3.4, S 1.5)
 }
 
 
