@@ -19,6 +19,7 @@ import copy
 import torch
 
 from kdlib.core.validate import whole
+from kdlib.lm.quantize import decoder_linears
 
 __all__ = ["integer_kernels", "KERNEL_BITS"]
 
@@ -47,10 +48,7 @@ def integer_kernels(model, bits: int, group_size: int = 32):
     if bits not in KERNEL_BITS:
         raise ValueError(f"torchao's CPU kernels here take bits in {KERNEL_BITS}, got {bits}; simulate other "
                          "bit-widths with kdlib.lm.quantize.quantize_weights")
-    body = getattr(model, "model", None)
-    if body is None:
-        raise TypeError(f"expected a causal LM with its decoder in .model, got {type(model).__name__}")
-    linears = [m for m in body.modules() if isinstance(m, torch.nn.Linear)]
+    linears = decoder_linears(model)
     if bits == 4 and any(m.in_features % group_size for m in linears):
         raise ValueError(f"group_size {group_size} does not divide every layer's input channels "
                          f"{sorted({m.in_features for m in linears})}; choose a common divisor such as 32")

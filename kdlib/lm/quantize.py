@@ -47,7 +47,7 @@ def fake_quantize(weight: torch.Tensor, bits: int, group_size: int) -> torch.Ten
     return (q * scale).reshape_as(weight)
 
 
-def _linears(model) -> list[torch.nn.Linear]:
+def decoder_linears(model) -> list[torch.nn.Linear]:
     body = getattr(model, "model", None)
     if body is None:
         raise TypeError(f"expected a causal LM with its decoder in .model, got {type(model).__name__}")
@@ -58,7 +58,7 @@ def quantize_weights(model, bits: int, group_size: int = 32):
     """PTQ: a copy of ``model`` whose decoder linear weights are replaced by ``fake_quantize(w, bits, group_size)``."""
     out = copy.deepcopy(model)
     with torch.no_grad():
-        for linear in _linears(out):
+        for linear in decoder_linears(out):
             linear.weight.copy_(fake_quantize(linear.weight, bits, group_size))
     return out
 
@@ -76,7 +76,7 @@ def prepare_qat(model, bits: int, group_size: int = 32):
     """QAT: a copy of ``model`` whose decoder linear weights are fake-quantized on every forward pass, with the
     straight-through gradient. Train it with any step of the kit (plain LM loss or the teacher's KD loss)."""
     out = copy.deepcopy(model)
-    for linear in _linears(out):
+    for linear in decoder_linears(out):
         _check(bits, group_size, linear.in_features)
         parametrize.register_parametrization(linear, "weight", _FakeQuant(bits, group_size))
     return out
@@ -84,7 +84,7 @@ def prepare_qat(model, bits: int, group_size: int = 32):
 
 def finish_qat(model):
     """The QAT model with its quantized weights baked in (the parametrizations removed), in place; returned."""
-    for linear in _linears(model):
+    for linear in decoder_linears(model):
         if parametrize.is_parametrized(linear, "weight"):
             parametrize.remove_parametrizations(linear, "weight", leave_parametrized=True)
     return model
@@ -95,7 +95,7 @@ def quantized_size_mb(model, bits: int, group_size: int = 32) -> float:
     scale per group of ``group_size``; shared tensors (tied embeddings) are counted once."""
     bits, group_size = _check(bits, group_size)
     quantized = {id(linear.parametrizations.weight.original if parametrize.is_parametrized(linear, "weight")
-                    else linear.weight) for linear in _linears(model)}
+                    else linear.weight) for linear in decoder_linears(model)}
     seen, total = set(), 0.0
     for tensor in list(model.parameters()) + list(model.buffers()):
         if id(tensor) in seen:
