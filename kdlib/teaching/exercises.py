@@ -9,8 +9,9 @@
 is replaced by ``raise NotImplementedError()`` at the same indentation, and all outputs are cleared. In markdown
 cells (written answers: a model answer and its rubric between the same markers) the block becomes
 ``YOUR ANSWER HERE``, as in an nbgrader release.
-``python -m kdlib.teaching.exercises`` rewrites ``notebooks/``; ``python -m kdlib.teaching.exercises --check`` lists
-what is out of date (``tests/test_notebooks.py`` fails on it). Never edit ``notebooks/`` by hand.
+``python -m kdlib.teaching.exercises`` rewrites ``notebooks/``, after folding every interview answer into a collapsed
+block and regenerating the question bank (``kdlib.teaching.questions``); ``--check`` lists what is out of date
+(``tests/test_notebooks.py`` and ``tests/test_playbook.py`` fail on it). Never edit ``notebooks/`` by hand.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 import nbformat
 
 from kdlib.core.paths import REPO_ROOT
+from kdlib.teaching import questions
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 CODE_STUB, TEXT_STUB = ("# YOUR CODE HERE", "raise NotImplementedError()"), ("YOUR ANSWER HERE",)
@@ -86,15 +88,17 @@ def build(src: Path = SOLUTIONS, dst: Path = EXERCISES) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only report out-of-date exercise notebooks")
+    parser.add_argument("--check", action="store_true",
+                        help="only report out-of-date exercise notebooks, visible interview answers or question bank")
     args = parser.parse_args(argv)
     if args.check:
-        problems = stale()
-        for name in problems:
-            print(f"out of date: notebooks/{name}  (run: python -m kdlib.teaching.exercises)")
+        problems = [f"notebooks/{name}" for name in stale()] + questions.stale()
+        for problem in problems:
+            print(f"out of date: {problem}  (run: python -m kdlib.teaching.exercises)")
         return 1 if problems else 0
-    for path in build():
-        print(f"wrote {path.relative_to(REPO_ROOT)}")
+    written = questions.write()  # first: it folds interview answers in solutions/, which the exercises copy
+    for path in written + [str(p.relative_to(REPO_ROOT)) for p in build()]:
+        print(f"wrote {path}")
     return 0
 
 
