@@ -21,10 +21,10 @@ from browser_lab import INSTALL_HINT, WIDGETS_EXTENSION, Lab, browser_paths, chr
 from browser_page import WidgetCheck, cell_problems, exercise_widget, open_notebook, page_problems, run_all
 from kdlib.core.paths import REPO_ROOT
 
-# One line per notebook widget to exercise in JupyterLab (00's drills will be one more line, e.g.
-# WidgetCheck("00_interview_playbook", "show answer", kind="button", changes=("text",))). 09's calculator is moved
-# by its price: at ci sizes the cascade never pays off, so requests/day changes its plot but not its values.
+# One line per notebook widget to exercise in JupyterLab: 00's mock interview reveals an answer on a click; 09's
+# calculator is moved by its price: at ci sizes the cascade never pays off, so requests/day changes its plot but not its values.
 WIDGETS = [
+    WidgetCheck("00_interview_playbook", "show answer", kind="button", changes=("text",)),
     WidgetCheck("01_soft_targets_and_temperature", "T"),
     WidgetCheck("05_llm_token_sequence_kd", "beta"),
     WidgetCheck("09_capacity_cascades_scorecards", "price/hour"),

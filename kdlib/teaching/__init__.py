@@ -9,7 +9,11 @@ alpha sliders of 01, the break-even calculator of 09), ``gpu_check`` (``python -
 notebook in one profile, several at once, with a summary). For a graded course: ``bugs`` (each exercise's classic
 mistakes as code, which the hidden tests name), ``grading`` (what the autograded cells call: visible and hidden
 cases, a reference imported instead of written, predictions filled in), ``classroom``
-(``python -m kdlib.teaching.classroom``: the nbgrader course made from solutions/).
+(``python -m kdlib.teaching.classroom``: the nbgrader course made from solutions/). For interview practice (notebook
+00): ``playbook`` (the seven steps), ``evidence`` (the measured numbers it quotes, read from results files),
+``drills`` and ``drill_bank`` (scenarios with model answers and rubrics), ``spot_bugs`` (snippets with shipped bugs),
+``checklists`` (fine-tune or distil, task or general, works well, be sceptical), ``questions`` (the question bank,
+made by ``python -m kdlib.teaching.exercises``) and ``interview`` (their views and widgets).
 """
 from kdlib.teaching.checks import (check, softmax_with_temperature, best_bias_shift, topk_with_tail, hidden_state_mse,
                                    attention_mse)

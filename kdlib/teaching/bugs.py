@@ -4,7 +4,8 @@ hidden tests (``kdlib.teaching.grading``) use to name a learner's bug instead of
 ``BUGS[name]`` lists ``(label, buggy_function)`` pairs: ``kd_loss`` without the ``T^2`` factor, with the KL
 reversed, averaged over classes (``mean``) instead of examples (``batchmean``); ``completion_logprobs`` with the
 prompt scored or token log-probs averaged instead of summed; ``dpo_loss`` without ``beta``;
-``neuron_importance`` without the absolute value; ``speculative_speedup`` without the draft's cost; and so on. Each
+``neuron_importance`` without the absolute value; ``speculative_speedup`` without the draft's cost; notebook 00's
+spot-the-bug snippets as shipped; and so on. Each
 buggy function takes the exercise's arguments and is right except for its one bug.
 ``EXTRA_CASES[name]`` adds hidden cases to the visible ones. ``tests/test_classroom.py`` checks that the hidden
 cases tell every listed bug from the reference, and that a submission with the bug is named by its label.
@@ -173,3 +174,12 @@ def _logprob_extra() -> list[tuple]:
 
 
 EXTRA_CASES: dict[str, Callable[[], list[tuple]]] = {"kd_loss": _kd_extra, "completion_logprobs": _logprob_extra}
+
+
+def _spot_bugs() -> dict[str, list[tuple[str, Callable]]]:
+    """Notebook 00's spot-the-bug drills: each one's bug is the snippet as shipped."""
+    from kdlib.teaching.spot_bugs import SPOT_BUGS, buggy
+    return {f"spot_{name}": [(f"the snippet as shipped ({bug.title})", buggy(name))] for name, bug in SPOT_BUGS.items()}
+
+
+BUGS.update(_spot_bugs())

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 NUMBER = re.compile(r"(?<![\w.])[-+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:e[-+]?\d+)?%?")
-_NUMBERING = re.compile(r"^#+\s*\d+[.)]?|^\s*\d+\.(?=\s)|\bQ\d+\b|\b[Ss]ections?\s+\d+\b"
+_NUMBERING = re.compile(r"^#+\s*\d+[.)]?|^\s*\d+\.(?=\s)|\bQ\d+\b|\b(?:[Ss]ections?|Drill|Bug)\s+\d+\b"
                         r"|\bnotebooks?\s+\d\d[a-z]?(?:\s*(?:-|and|,)\s*\d\d[a-z]?)*"
                         r"|\b\d\d[a-z]?_\w+", re.MULTILINE)
 

@@ -23,6 +23,9 @@ def _fmt(value) -> str:
 
 # (notebook, metric path in "metrics" (dots go deeper), what it measures, what the paper reports)
 ROWS = [
+    ("00_interview_playbook", "drills", "interview drills, each answered in the seven steps", "-"),
+    ("00_interview_playbook", "questions", "interview questions in the bank, collected from notebooks 01-11", "-"),
+    ("00_interview_playbook", "facts_measured", "measured numbers the playbook quotes from results files", "-"),
     ("01_soft_targets_and_temperature", "gradient_slope_without_T2", "log-log slope of the KL gradient vs T", "-2"),
     ("01_soft_targets_and_temperature", "gradient_slope_with_T2", "same, with the T^2 factor", "0"),
     ("02_mnist_hinton", "baseline_test_errors.majority class", "baseline: majority class, test errors", "-"),
