@@ -14,6 +14,7 @@ Modules (and the notebooks that teach them):
 * ``serving``: latency percentiles, parameters, size (02, 04, 09)
 * ``teacher_cache``: teacher outputs by sample index, trained teachers cached by recipe (02 onwards)
 * ``fit``: the one training loop (02-07)
+* ``parallel``: ``fit`` data-parallel over processes (``torchrun``, ``accelerate launch``): shards, gradient means
 * ``concurrent``: several small models trained at once on a CPU, one thread each (02, 06)
 * ``cascade``: a student that hands unsure requests to its teacher: confidence, routing, threshold sweeps (09)
 * ``costs``: cost per request and per success, the break-even volume of distillation (09)

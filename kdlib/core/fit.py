@@ -39,6 +39,7 @@ from tqdm.auto import tqdm
 
 from kdlib.core.inference import predict
 from kdlib.core.metrics import accuracy
+from kdlib.core.parallel import average_gradients, broadcast_parameters, shard, world
 from kdlib.core.validate import check_number, value_checks
 
 Step = Callable[[nn.Module, Any, torch.Tensor], "torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]"]
@@ -148,13 +149,16 @@ def to_device(data, device: torch.device):
 
 
 def train_step(model: nn.Module, step: Step, batch, idx: torch.Tensor, opt: torch.optim.Optimizer, sched,
-               clip: float | None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """One optimiser step: ``step`` -> backward -> optional gradient clipping -> optimiser and schedule.
+               clip: float | None, sync: tuple[int, int] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One optimiser step: ``step`` -> backward -> (with ``sync = (local samples, samples over all ranks)``, the
+    gradients averaged over the ranks) -> optional gradient clipping -> optimiser and schedule.
     Returns the detached loss and terms; reads nothing on the host."""
     out = step(model, batch, idx)
     loss, terms = out if isinstance(out, tuple) else (out, {})
     opt.zero_grad(set_to_none=True)
     loss.backward()
+    if sync is not None:
+        average_gradients(model.parameters(), *sync)
     if clip is not None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
     opt.step()
@@ -202,7 +206,9 @@ def fit(model: nn.Module, data, step: Step, *, epochs: int | None = None, steps:
     Give ``epochs`` (passes over the data, last batch possibly smaller) or ``steps`` (optimiser steps of full
     batches). ``val``: a ``Split`` (validation accuracy after every epoch) or ``val(model) -> dict``.
     ``augment(x_batch, generator)`` changes inputs only. ``step_bar`` (default: when training by ``steps`` or
-    one epoch) shows a bar over steps instead of epochs.
+    one epoch) shows a bar over steps instead of epochs. Launched as several processes (``torchrun``,
+    ``accelerate launch``), each trains on its shard of every batch and the gradients are averaged
+    (``kdlib.core.parallel``); ``history`` then counts this process's samples and losses.
     """
     if (epochs is None) == (steps is None):
         raise ValueError("give exactly one of epochs (passes over the data) or steps (optimiser steps)")
@@ -224,6 +230,9 @@ def fit(model: nn.Module, data, step: Step, *, epochs: int | None = None, steps:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
     device = torch.device(device)
     model.to(device)
+    rank, size = world()  # several processes under torchrun / accelerate launch: kdlib.core.parallel
+    if size > 1:
+        broadcast_parameters(model)
     data = to_device(data, device)
     gen = torch.Generator().manual_seed(seed)
     aug_gen = torch.Generator(device=device).manual_seed(seed + 1) if augment is not None else None
@@ -238,12 +247,15 @@ def fit(model: nn.Module, data, step: Step, *, epochs: int | None = None, steps:
     model.train()
     epoch_start = 0
     try:
-        for i, (epoch, last, idx) in enumerate(index_batches(n, batch_size, gen, epochs, steps)):
+        for i, (epoch, last, batch_idx) in enumerate(index_batches(n, batch_size, gen, epochs, steps)):
+            idx = shard(batch_idx, rank, size)
+            sync = None if size == 1 else (len(idx), len(batch_idx) * (size if len(idx) == len(batch_idx) else 1))
             batch = select(data, idx, augment, aug_gen)
             history.samples += len(idx)
             history.tokens += _tokens(batch)
             with value_checks(i == 0):
-                loss, terms = train_step(model, step, batch, idx.to(device, non_blocking=True), opt, sched, clip)
+                loss, terms = train_step(model, step, batch, idx.to(device, non_blocking=True), opt, sched, clip,
+                                         sync)
             log.add(loss, terms)
             if by_step:
                 bar.update(1)

@@ -16,8 +16,8 @@ with different vocabularies: the decision tree, padded rows, shared tokens, alig
 (the speculative-decoding speed-up and a greedy draft-and-verify loop that measures acceptance: 11),
 ``quantize`` (weight quantization simulated in floating point: PTQ, QAT with a straight-through estimator,
 sizes: 10), ``kernels`` (quantized weights on torchao's integer kernels, for size and latency: 10),
-``lora`` (LoRA students with peft, their optimizer state: 11), ``distributed`` (token KD data-parallel across
-processes with accelerate: the gpu profile's scale-out).
+``lora`` (LoRA students with peft, their optimizer state: 11), ``distributed`` (the LM pipelines of 05-08 as a
+script, data-parallel under torchrun or accelerate launch: the gpu profile's scale-out).
 """
 from kdlib.lm.load import LoadedLM, load_teacher, train_own_teacher, correct_teacher
 from kdlib.lm.students import build_student, check_vocab, model_vocab_size

@@ -5,7 +5,8 @@
 * ``cache_topk``: the teacher runs once over the training blocks and keeps its top-k log-probabilities and
   the tail mass per position (``kdlib.losses.tokens.TopK``), looked up by block index like ``TeacherCache``
   and stamped like it (``TopKCache``: teacher and blocks fingerprints, one checksum per block), so that
-  ``kdlib.lm.steps.topk_kd_step`` refuses a stale cache (another teacher, other tokens).
+  ``kdlib.lm.steps.topk_kd_step`` refuses a stale cache (another teacher, other tokens). Under several processes
+  (``kdlib.core.parallel``) each caches its share of the blocks and every process gets the whole cache.
 * training: ``kdlib.core.fit`` on the blocks with a step of ``kdlib.lm.steps`` (plain LM, top-k KD, on-policy
   KD; sequence-level KD trains on the teacher's generated text).
 * ``evaluate_lms``: runs the teacher once per held-out batch and every student beside it: perplexity on
@@ -23,6 +24,7 @@ from tqdm.auto import tqdm
 
 from kdlib.losses.tokens import TopK, forward_kl, topk_from_logits
 from kdlib.core.inference import eval_mode
+from kdlib.core.parallel import gather_rows, world
 from kdlib.core.serving import synchronize
 from kdlib.core.teacher_cache import fingerprint, row_checksums
 from kdlib.core.validate import check_temperature, values_checked
@@ -117,18 +119,21 @@ def cache_topk(teacher, blocks: torch.Tensor, k: int, batch_size: int = 8, T: fl
     vocab = getattr(getattr(teacher, "config", None), "vocab_size", None)
     if isinstance(vocab, int) and k >= vocab:
         raise ValueError(f"k must be smaller than the teacher's vocabulary ({vocab}), got k={k}")
+    rank, size = world()  # several processes: each caches blocks rank::size, then all rows are gathered
+    mine = blocks[rank::size]
     with eval_mode(teacher):
         device = next(teacher.parameters()).device
         parts = []
         start = time.perf_counter()
-        for i in tqdm(range(0, len(blocks), batch_size), desc="teacher top-k", disable=not progress, leave=False):
-            logits = teacher(input_ids=blocks[i:i + batch_size].to(device)).logits[:, :-1]
+        for i in tqdm(range(0, len(mine), batch_size), desc="teacher top-k", disable=not progress, leave=False):
+            logits = teacher(input_ids=mine[i:i + batch_size].to(device)).logits[:, :-1]
             parts.append(topk_from_logits(logits, k, T).to("cpu") if select is None else _selected(select, logits, k))
     seconds = time.perf_counter() - start
-    cache = TopKCache(torch.cat([p.log_probs for p in parts]), torch.cat([p.indices for p in parts]),
-                      torch.cat([p.tail for p in parts]), T, fingerprint(teacher), fingerprint(blocks),
+    log_probs, indices, tail = (gather_rows(torch.cat([getattr(p, name) for p in parts]), len(blocks), rank, size)
+                                for name in ("log_probs", "indices", "tail"))
+    cache = TopKCache(log_probs, indices, tail, T, fingerprint(teacher), fingerprint(blocks),
                       row_checksums(blocks.cpu()))
-    return cache, blocks.numel() / seconds
+    return cache, mine.numel() / seconds
 
 
 def _selected(select, logits: torch.Tensor, k: int) -> TopK:

@@ -1,17 +1,26 @@
-"""Token-level KD, data-parallel across processes with ``accelerate`` (issue 17: the LM pipelines beyond one
-machine). The same function trains in a notebook (one process) and under ``accelerate launch`` (DDP on several GPUs
-or nodes, or CPU processes with the gloo backend), unchanged.
+"""Notebooks 05-08's LM pipelines as a script that runs in one process or data-parallel across processes, with the
+notebooks' own functions and no code change (issue 17: beyond one machine):
 
-``distil(student, teacher, blocks, ...)`` minimises ``T^2 * KL(p_teacher(T) || p_student(T))`` per next-token
-position (``kdlib.losses.tokens.forward_kl``: notebook 05's token KD with the full vocabulary) over shuffled
-batches of ``blocks``; under several processes ``accelerator.prepare`` gives each process its own shard of every
-batch and DDP averages the gradients, so every process ends with the same weights.
+* the teacher's top-k cache (``kdlib.lm.blocks.cache_topk``: each process caches its share of the blocks and every
+  process receives the whole cache) and token KD on it (``topk_kd_step``, notebook 05);
+* sequence KD on the teacher's generations (``generate``, ``pack_right``, ``sequence_kd_step``, notebooks 05-06);
+* SFT on prompt/completion pairs (``sft_data``, ``sft_step``, notebooks 06-08);
+* DPO on preference pairs against a frozen reference (``PreferencePairs``, ``reference_logprobs``, ``dpo_step``, 07).
 
-    python -m torch.distributed.run --nproc_per_node 2 -m kdlib.lm.distributed OUT   # OUT/rank<i>.json
-    accelerate launch --num_processes 2 -m kdlib.lm.distributed OUT                  # the same on 2 GPUs
+Each is trained by ``kdlib.core.fit``, which under several processes gives each its shard of every batch and
+averages the gradients (``kdlib.core.parallel``), so every process ends with the same weights::
 
-The check (run by ``make test``) trains a tiny student from a tiny teacher and writes, per rank, the block
-indices it saw and a digest of its final weights: the shards must be disjoint and the digests equal.
+    python -m torch.distributed.run --nproc_per_node 2 -m kdlib.lm.distributed OUT      # 2 CPU processes (gloo)
+    accelerate launch --multi_gpu --num_processes 8 -m kdlib.lm.distributed OUT         # 8 GPUs (NCCL)
+    python -m kdlib.lm.distributed OUT                                                  # one process
+
+``pipelines`` runs the four at tiny sizes (a word-level vocabulary and tiny Llamas; the check ``make test`` runs with
+two CPU processes) and writes ``OUT/rank<i>.json``: per pipeline the sample indices this process trained on, its
+losses, a digest of its final weights and their first values (the shards must be disjoint, the digests equal, and
+the weights those of one process training on the whole batches, up to rounding), and the cache's digest. The
+gradients are weighted by samples, so for the losses averaged over tokens (sequence KD, SFT) with rows of unequal
+length the several-process step is close to, not equal to, the one-process step. FSDP (sharding the weights
+themselves) is not wired in: these students fit on one device.
 """
 from __future__ import annotations
 
@@ -22,66 +31,73 @@ from pathlib import Path
 
 import torch
 
-from kdlib.core.validate import check_temperature, whole
-from kdlib.losses.tokens import forward_kl
+from kdlib.core.fit import fit
+from kdlib.core.parallel import world
+from kdlib.lm.blocks import cache_topk
+from kdlib.lm.dpo import PreferencePairs, dpo_step, reference_logprobs
+from kdlib.lm.generate import generate, pack_right
+from kdlib.lm.sft import sft_data, sft_step
+from kdlib.lm.small import build_tokenizer, small_llama
+from kdlib.lm.steps import sequence_kd_step, topk_kd_step
 
-__all__ = ["distil", "weights_digest"]
+__all__ = ["pipelines", "weights_digest", "digest"]
+WORDS = "the cat sat on a mat and then ran to see dog who was by door".split()
 
 
-def weights_digest(model: torch.nn.Module) -> str:
-    """A short sha256 of every parameter's bytes, in order: equal digests mean equal weights."""
+def digest(*tensors: torch.Tensor) -> str:
+    """A short sha256 of the tensors' bytes, in order: equal digests mean equal values."""
     h = hashlib.sha256()
-    for p in model.parameters():
-        h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    for t in tensors:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
 
-def distil(student, teacher, blocks: torch.Tensor, steps: int, batch_size: int = 8, lr: float = 1e-3,
-           T: float = 2.0, seed: int = 0, accelerator=None) -> dict:
-    """``steps`` AdamW steps of token KD (module docstring) on batches of ``blocks`` (``(n, length)`` token ids).
-    Returns the trained (unwrapped) student, the block indices this process saw, in order, and the losses."""
-    from accelerate import Accelerator
-
-    steps, batch_size, T = whole("steps", steps, 1), whole("batch_size", batch_size, 1), check_temperature(T)
-    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())  # CPU processes: gloo
-    data = torch.utils.data.TensorDataset(blocks, torch.arange(len(blocks)))
-    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True,
-                                         generator=torch.Generator().manual_seed(seed))
-    optimizer = torch.optim.AdamW(student.parameters(), lr=lr)
-    model, optimizer, loader = accelerator.prepare(student, optimizer, loader)
-    teacher = teacher.to(accelerator.device).eval()
-    seen, losses, step = [], [], 0
-    while step < steps:
-        for ids, index in loader:
-            with torch.no_grad():
-                teacher_logits = teacher(input_ids=ids).logits[:, :-1]
-            loss = forward_kl(model(input_ids=ids).logits[:, :-1], teacher_logits, T=T)  # notebook 05's token KD
-            accelerator.backward(loss)
-            optimizer.step()
-            optimizer.zero_grad()
-            seen += index.tolist()
-            losses.append(float(loss.detach()))
-            step += 1
-            if step == steps:
-                break
-    return {"student": accelerator.unwrap_model(model), "seen": seen, "losses": losses,
-            "rank": accelerator.process_index, "processes": accelerator.num_processes}
+def weights_digest(model: torch.nn.Module) -> str:
+    """``digest`` of every parameter of ``model``."""
+    return digest(*model.parameters())
 
 
-def _check(out: Path) -> None:
-    """The 2-process check of the module docstring."""
-    from kdlib.lm.small import build_tokenizer, small_llama
+def _train(model, data, step, steps: int, batch_size: int) -> dict:
+    """``fit`` with a step that also records the sample indices this process trained on."""
+    seen = []
 
-    tok = build_tokenizer(["a b c d e f g h"])
+    def recorded(m, batch, idx):
+        seen.extend(idx.tolist())  # a host read, fine for this check
+        return step(m, batch, idx)
+
+    history = fit(model, data, recorded, steps=steps, batch_size=batch_size, optimizer="adamw", lr=1e-2,
+                  progress=False)
+    head = torch.cat([p.detach().reshape(-1) for p in model.parameters()])[:256]
+    return {"seen": seen, "losses": history.loss, "weights": weights_digest(model), "head": head.tolist()}
+
+
+def pipelines(steps: int = 4, batch_size: int = 4) -> dict:
+    """The four pipelines of the module docstring at tiny sizes; returns this process's record."""
+    rank, size = world()
+    gen = torch.Generator().manual_seed(0)
+    tok = build_tokenizer([" ".join(WORDS)])
     teacher = small_llama(tok, 2, 32, 2, seed=0)
-    student = small_llama(tok, 1, 16, 2, seed=1)
-    blocks = torch.randint(4, len(tok), (32, 12), generator=torch.Generator().manual_seed(0))
-    result = distil(student, teacher, blocks, steps=4, batch_size=4)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"rank{result['rank']}.json").write_text(json.dumps(
-        {"rank": result["rank"], "processes": result["processes"], "seen": result["seen"],
-         "losses": result["losses"], "weights": weights_digest(result["student"])}))
+    student = lambda seed: small_llama(tok, 1, 16, 2, seed=seed)  # noqa: E731 - the same tiny student each time
+    ids = tok(" ".join(WORDS), add_special_tokens=False)["input_ids"]
+    blocks = torch.tensor(ids)[torch.randint(0, len(ids), (32, 12), generator=gen)]
+    cache, _ = cache_topk(teacher, blocks, k=4, progress=False)
+    out = {"rank": rank, "processes": size, "cache": digest(cache.log_probs, cache.indices, cache.tail)}
+    out["topk_kd"] = _train(student(1), blocks, topk_kd_step(cache), steps, batch_size)
+    phrase = lambda start, n: " ".join(WORDS[(start + j) % len(WORDS)] for j in range(n))  # noqa: E731
+    prompts = [phrase(i, 3) for i in range(16)]
+    samples = pack_right(generate(teacher, tok, prompts, max_new_tokens=5, seed=0), tok.pad_token_id)
+    out["sequence_kd"] = _train(student(2), samples.input_ids, sequence_kd_step(samples), steps, batch_size)
+    completions = [phrase(i + 3, 3) for i in range(16)]
+    out["sft"] = _train(student(3), sft_data(tok, prompts, completions), sft_step, steps, batch_size)
+    encode = lambda texts: [tok(t, add_special_tokens=False)["input_ids"] for t in texts]  # noqa: E731
+    pairs = PreferencePairs.from_tokens(encode(prompts), encode(completions), encode(prompts[::-1]), tok.pad_token_id)
+    reference = student(4)
+    out["dpo"] = _train(student(4), pairs, dpo_step(reference_logprobs(reference, pairs), beta=0.5), steps, batch_size)
+    return out
 
 
 if __name__ == "__main__":
-    _check(Path(sys.argv[1]))
+    folder = Path(sys.argv[1])
+    record = pipelines()
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"rank{record['rank']}.json").write_text(json.dumps(record))
