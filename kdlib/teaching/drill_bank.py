@@ -196,8 +196,10 @@ DRILLS: tuple[Drill, ...] = (
        ("student", "Any student needs a training run, an evaluation suite and maintenance when contracts change."),
        ("signal", "Irrelevant until the economics work."),
        ("data", "Contract data may be sensitive: generating a transfer set adds handling cost."),
-       ("evaluation", "Before building anything, compute the break-even: in notebook 09 the cascade needed {break_even} "
-                      "requests to pay back its distillation; at low traffic that can be years away."),
+       ("evaluation", "Before building anything, compute the break-even with the whole fixed cost: notebook 09's "
+                      "cascade needed {break_even} requests to earn back only its compute (the teacher's labelling "
+                      "and the student's training); add the engineers' time, the evaluation suite and retraining, and "
+                      "at a few hundred requests a day the payback is years away."),
        ("serving", "Serve the teacher (prompt it, cache its answers, batch overnight); revisit if traffic grows "
                    "or latency becomes a constraint. On full data with a good teacher the gain can be noise "
                    "too: KD changed MNIST test errors by {mnist_full_gain} against seed noise {mnist_full_noise} "
