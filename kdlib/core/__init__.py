@@ -18,6 +18,8 @@ Modules (and the notebooks that teach them):
 * ``cascade``: a student that hands unsure requests to its teacher: confidence, routing, threshold sweeps (09)
 * ``costs``: cost per request and per success, the break-even volume of distillation (09)
 * ``scorecard``: the two scorecards, model quality and system value, side by side (09)
+* ``budget``: GPU seconds of a profile from work counted on the CPU, max(launch floor, FLOPs / throughput)
+  (the gpu profiles of 02-11, ``benchmarks/gpu_budget.py``)
 """
 from kdlib.core.calibration import fit_temperature, apply_temperature
 from kdlib.core.concurrent import concurrently
