@@ -18,6 +18,7 @@ Modules (and the notebooks that teach them):
 * ``cascade``: a student that hands unsure requests to its teacher: confidence, routing, threshold sweeps (09)
 * ``costs``: cost per request and per success, the break-even volume of distillation (09)
 * ``scorecard``: the two scorecards, model quality and system value, side by side (09)
+* ``ensemble``: K copies of one model trained as one batched model (torch.func), seeds and sweeps at once (02)
 * ``budget``: GPU seconds of a profile from work counted on the CPU, max(launch floor, FLOPs / throughput)
   (the gpu profiles of 02-11, ``benchmarks/gpu_budget.py``)
 """
