@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 
 from gpu_budget_sections import sections
-from gpu_budget_shapes import Shapes, arithmetic_widths, decode_shape, llama, lm_shape, mlp_shape
+from gpu_budget_shapes import Shapes, arithmetic_widths, decode_shape, ensemble_shape, llama, lm_shape, mlp_shape
 from kdlib.core.budget import calibrate, section_seconds, step_seconds
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,25 +93,30 @@ def main() -> None:
                H200["teacher02_epoch_s"]),
               ("06 answer-only student, 3125 steps, shared", H200["answer06_steps"] * step_seconds(a06, train_cal),
                H200["answer06_s"])]
+    # what if 02's full-data students (5 seeds x hard and KD) trained as one 10-member ensemble (kdlib.core.ensemble)
+    ens = shape("ensemble of 10 mlp 800-800 b128 KD", ensemble_shape([784, 800, 800, 10], 128, 10))[1]
+    kd = shape("mlp 800-800 b128 KD", mlp_shape([784, 800, 800, 10], 128, kd=True))[1]
+    whatif = [("02's full-data students (5 seeds x hard, KD), 800-800 at batch 128: one step of each, s",
+               10 * step_seconds(kd, train_cal), step_seconds(ens, train_cal))]
     if args.only:  # a partial table is printed, never written over the full one
-        print("\n".join(table(rows, totals, train_cal, dec_cal, {}, checks)))
+        print("\n".join(table(rows, totals, train_cal, dec_cal, {}, checks, whatif)))
         return
-    write(rows, totals, train_cal, dec_cal, checks)
+    write(rows, totals, train_cal, dec_cal, checks, whatif)
 
 
-def write(rows, totals, train_cal, dec_cal, checks) -> None:
+def write(rows, totals, train_cal, dec_cal, checks, whatif) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     meta = dict(machine=f"{torch.get_num_threads()} torch threads, CPU, torch {torch.__version__}",
                 date=time.strftime("%Y-%m-%d"), per_op_s=train_cal.per_op_s, flops_per_s=train_cal.flops_per_s,
                 decode_per_op_s=dec_cal.per_op_s, calibration=[train_cal.source, dec_cal.source])
-    (OUT / "gpu_budget.json").write_text(json.dumps(dict(meta=meta, rows=rows, totals=totals, checks=checks),
-                                                    indent=1) + "\n")
-    lines = table(rows, totals, train_cal, dec_cal, meta, checks)
+    (OUT / "gpu_budget.json").write_text(json.dumps(dict(meta=meta, rows=rows, totals=totals, checks=checks,
+                                                         whatif=whatif), indent=1) + "\n")
+    lines = table(rows, totals, train_cal, dec_cal, meta, checks, whatif)
     (OUT / "gpu_budget.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
-def table(rows, totals, train_cal, dec_cal, meta, checks) -> list[str]:
+def table(rows, totals, train_cal, dec_cal, meta, checks, whatif) -> list[str]:
     lines = ["# GPU budget of the gpu profiles (estimated, not measured on a GPU)\n",
              f"Written by `benchmarks/gpu_budget.py` on {meta.get('date')} ({meta.get('machine')}). Per step: "
              f"max(ops x {train_cal.per_op_s * 1e6:.2f} us, FLOPs / {train_cal.flops_per_s / 1e12:.1f} TFLOP/s); "
@@ -128,8 +133,10 @@ def table(rows, totals, train_cal, dec_cal, meta, checks) -> list[str]:
     lines += [f"| {nb} | {s:.0f} |" for nb, s in totals.items()]
     lines += ["", "The model against H200 runs it was not calibrated on:", "",
               "| run | model s | measured s | model / measured |", "|---|---|---|---|"]
-    return lines + [f"| {what} | {est:.2f} | {got:.2f} | {est / got:.2f} |" for what, est, got in checks]
-
+    lines += [f"| {what} | {est:.2f} | {got:.2f} | {est / got:.2f} |" for what, est, got in checks]
+    lines += ["", "What if (estimated both ways): K students as K separate `fit` runs or as one `kdlib.core.ensemble`:",
+              "", "| students | separately, est. s | ensemble, est. s | separately / ensemble |", "|---|---|---|---|"]
+    return lines + [f"| {what} | {a:.4f} | {b:.4f} | {a / b:.2f} |" for what, a, b in whatif]
 
 if __name__ == "__main__":
     main()

@@ -147,3 +147,25 @@ def arithmetic_widths() -> dict[str, int]:
         pairs = [format_example(p, fmt) for p in splits["unlabelled"]]
         out[fmt] = sft_data(tok, [a for a, _ in pairs], [b for _, b in pairs]).input_ids.shape[1]
     return out
+
+
+def ensemble_shape(sizes, batch, members):
+    """One step of ``kdlib.core.ensemble.fit_ensemble`` training ``members`` MLPs with KD at once: the work of a
+    two-step run minus a one-step run (setup and copying back cancel); CPU seconds are for the whole short run."""
+    def build(r):
+        from kdlib.core.ensemble import fit_ensemble
+        from kdlib.losses.logits import member_distillation_losses
+        x, y, t = torch.rand(2 * batch, 784), torch.randint(0, 10, (2 * batch,)), torch.randn(2 * batch, 10)
+
+        def loss(z, labels, idx):
+            return member_distillation_losses(z, t[idx], labels, [20.0] * members, [0.1] * members)
+
+        def run(steps):
+            models = [mlp(sizes) for _ in range(members)]
+            data = Split(x[:steps * batch], y[:steps * batch])
+            return lambda: fit_ensemble(models, data, loss, seeds=list(range(members)), epochs=1, batch_size=batch)
+        one, two = count_work(run(1)), count_work(run(2))
+        start = time.perf_counter()
+        run(2)()
+        return (time.perf_counter() - start) / 2, Work(two.ops - one.ops, two.flops - one.flops)
+    return build
