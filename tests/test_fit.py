@@ -355,3 +355,64 @@ def test_fit_by_steps_reproduces_the_old_train_lm_loop_bit_for_bit():
     fit(new, blocks, step, steps=9, batch_size=4, optimizer="adamw", lr=1e-2, betas=(0.9, 0.95), weight_decay=0.01,
         warmup=10, clip=1.0, seed=2, progress=False)
     assert all(torch.equal(a, b) for a, b in zip(old.state_dict().values(), new.state_dict().values()))
+
+
+def test_bf16_autocast_runs_forward_in_bf16_and_losses_in_float32():
+    """precision="bf16" (the gpu profiles of the transformer notebooks) on the CPU: the model's matmuls run in
+    bfloat16, the KD loss and MiniLM's value relation (a matmul and a log-softmax inside the loss) in float32,
+    weights and optimiser stay float32, training still learns."""
+    from kdlib.losses import distillation_loss
+    from kdlib.losses.attention import value_relation
+    torch.manual_seed(0)
+    x, y = torch.randn(256, 20), torch.randint(0, 3, (256,))
+    teacher_logits = torch.randn(256, 3)
+    seen = {}
+
+    def step(model, batch, idx):
+        logits = model(batch.x)
+        loss = distillation_loss(logits, teacher_logits[idx], batch.y, T=2.0, alpha=0.5)
+        relation = value_relation(logits.unsqueeze(1).expand(-1, 2, -1).contiguous(), n_heads=1)
+        seen.update(logits=logits.dtype, loss=loss.dtype, relation=relation.dtype)
+        return loss
+
+    model = mlp([20, 32, 3])
+    history = fit(model, Split(x, y), step, epochs=3, batch_size=32, lr=1e-2, progress=False, precision="bf16")
+    assert seen == {"logits": torch.bfloat16, "loss": torch.float32, "relation": torch.float32}
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert all(math.isfinite(v) for v in history.loss) and history.train_loss[-1] < history.train_loss[0]
+    with pytest.raises(ValueError, match="precision"):
+        fit(mlp([20, 3]), Split(x, y), step, epochs=1, progress=False, precision="fp16")
+
+
+def test_bf16_losses_follow_fp32_losses():
+    """The same run in bf16 and fp32 (same init, same batches): per-step losses agree to bf16's precision."""
+    x, y = torch.randn(256, 20, generator=torch.Generator().manual_seed(1)), torch.arange(256) % 3
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        torch.manual_seed(0)
+        runs[precision] = fit(mlp([20, 32, 3]), Split(x, y), cross_entropy_step, epochs=2, batch_size=64,
+                              progress=False, precision=precision).loss
+    assert torch.allclose(torch.tensor(runs["bf16"]), torch.tensor(runs["fp32"]), atol=3e-2, rtol=0)
+    assert runs["bf16"] != runs["fp32"]  # autocast was on: bf16 rounding changes the numbers
+
+
+def test_fused_adam_only_when_parameters_are_on_cuda(monkeypatch):
+    """fit asks make_optimizer for the fused Adam/AdamW kernel only when every parameter is on CUDA."""
+    import sys
+    fit_module = sys.modules["kdlib.core.fit"]  # the module (kdlib.core.fit is also the name of the function)
+    asked = []
+    real = fit_module.make_optimizer
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs.get("fused"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fit_module, "make_optimizer", spy)
+    x, y = torch.randn(64, 4), torch.randint(0, 2, (64,))
+    for optimizer in ("adam", "adamw", "sgd"):
+        fit(mlp([4, 2]), Split(x, y), cross_entropy_step, epochs=1, optimizer=optimizer, progress=False)
+    assert asked == [False, False, False]
+    for optimizer in ("adam", "adamw"):
+        opt = real([torch.nn.Parameter(torch.zeros(2))], optimizer, 1e-3, 0.0, (0.9, 0.999), 0.9, fused=True)
+        assert opt.defaults["fused"] is True
+    assert real([torch.nn.Parameter(torch.zeros(2))], "adam", 1e-3, 0.0, (0.9, 0.999), 0.9).defaults["fused"] is None

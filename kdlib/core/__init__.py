@@ -14,11 +14,15 @@ Modules (and the notebooks that teach them):
 * ``serving``: latency percentiles, parameters, size (02, 04, 09)
 * ``teacher_cache``: teacher outputs by sample index, trained teachers cached by recipe (02 onwards)
 * ``fit``: the one training loop (02-07)
+* ``schedule``: its batches (by sample index), optimisers and warm-up + cosine learning rate
 * ``parallel``: ``fit`` data-parallel over processes (``torchrun``, ``accelerate launch``): shards, gradient means
 * ``concurrent``: several small models trained at once on a CPU, one thread each (02, 06)
 * ``cascade``: a student that hands unsure requests to its teacher: confidence, routing, threshold sweeps (09)
 * ``costs``: cost per request and per success, the break-even volume of distillation (09)
 * ``scorecard``: the two scorecards, model quality and system value, side by side (09)
+* ``ensemble``: K copies of one model trained as one batched model (torch.func), seeds and sweeps at once (02)
+* ``budget``: GPU seconds of a profile from work counted on the CPU, max(launch floor, FLOPs / throughput)
+  (the gpu profiles of 02-11, ``benchmarks/gpu_budget.py``)
 """
 from kdlib.core.calibration import fit_temperature, apply_temperature
 from kdlib.core.concurrent import concurrently

@@ -17,7 +17,11 @@ misaligns teacher and student (``kdlib.core.teacher_cache``).
 The loop owns shuffling (one permutation per pass over the data, from a local generator seeded by ``seed``),
 the optimiser (``adam``, ``adamw``, ``sgd`` with Nesterov momentum 0.9), gradient clipping, a linear warm-up
 and cosine decay of the learning rate to zero, progress bars and the history. Every numeric choice is an
-argument, so each notebook states its own at the call site.
+argument, so each notebook states its own at the call site. On CUDA, Adam and AdamW use the fused kernel
+(``fused=True``: one launch per step instead of several per parameter); ``precision="bf16"`` runs the step's
+forward and loss under ``torch.autocast(device_type, dtype=torch.bfloat16)`` (on a CPU too), the backward and the
+optimiser in float32; the kit's losses take their log-softmaxes in float32 (``kdlib.losses.inputs.up``, and
+autocast keeps softmax, log-softmax and cross-entropy in float32). The gpu profiles of 04-08, 10 and 11 use it.
 
 The hot path reads no tensor value on the host (on a GPU each read waits for every queued kernel). The first
 step runs with value checks on (NaN logits, labels out of range, a stale teacher cache: clear errors at once);
@@ -27,10 +31,9 @@ was NaN or infinite and its likely causes.
 """
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -40,10 +43,11 @@ from tqdm.auto import tqdm
 from kdlib.core.inference import predict
 from kdlib.core.metrics import accuracy
 from kdlib.core.parallel import average_gradients, broadcast_parameters, shard, world
+from kdlib.core.schedule import OPTIMIZERS, index_batches, make_optimizer, warmup_cosine
 from kdlib.core.validate import check_number, value_checks
 
 Step = Callable[[nn.Module, Any, torch.Tensor], "torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]"]
-OPTIMIZERS = ("adam", "adamw", "sgd")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -84,45 +88,6 @@ def cross_entropy_step(model: nn.Module, batch, idx: torch.Tensor) -> torch.Tens
     return F.cross_entropy(model(batch.x), batch.y)
 
 
-def index_batches(n: int, batch_size: int, generator: torch.Generator, epochs: int | None = None,
-                  steps: int | None = None) -> Iterator[tuple[int, bool, torch.Tensor]]:
-    """``(epoch, last_of_epoch, idx)`` for each optimiser step. With ``epochs``: one permutation of ``range(n)``
-    per epoch cut into batches, the last one possibly smaller. With ``steps``: full batches only, drawn from
-    a permutation that is renewed when fewer than ``batch_size`` samples remain in it."""
-    if epochs is not None:
-        for epoch in range(1, epochs + 1):
-            parts = torch.randperm(n, generator=generator).split(batch_size)
-            for i, idx in enumerate(parts):
-                yield epoch, i == len(parts) - 1, idx
-        return
-    order, pos, epoch = torch.randperm(n, generator=generator), 0, 1
-    for i in range(steps):
-        if pos + batch_size > n:
-            order, pos, epoch = torch.randperm(n, generator=generator), 0, epoch + 1
-        idx = order[pos:pos + batch_size]
-        pos += batch_size
-        renew = pos + batch_size > n
-        yield epoch, renew or i == steps - 1, idx
-
-
-def make_optimizer(params, optimizer: str, lr: float, weight_decay: float, betas: tuple[float, float],
-                   momentum: float) -> torch.optim.Optimizer:
-    """``adam`` (Adam, L2 weight decay), ``adamw`` (decoupled weight decay) or ``sgd`` (Nesterov momentum)."""
-    if optimizer == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, betas=betas)
-    if optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, betas=betas)
-    if optimizer == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True)
-    raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
-
-
-def warmup_cosine(total: int, warmup: int = 0) -> Callable[[int], float]:
-    """Learning-rate factor at optimiser step i: ``min(1, (i + 1) / warmup) * (1 + cos(pi * i / total)) / 2``
-    (no warm-up when ``warmup`` is 0), reaching zero after ``total`` steps."""
-    return lambda i: min(1.0, (i + 1) / max(1, warmup)) * 0.5 * (1 + math.cos(math.pi * min(i, total) / total))
-
-
 def select(data, idx: torch.Tensor, augment=None, generator: torch.Generator | None = None):
     """``data`` at the sample indices ``idx``: a ``Split``-like ``(x, y)`` (``x`` through ``augment``), rows of
     a tensor, or ``data.batch(idx)``."""
@@ -149,11 +114,13 @@ def to_device(data, device: torch.device):
 
 
 def train_step(model: nn.Module, step: Step, batch, idx: torch.Tensor, opt: torch.optim.Optimizer, sched,
-               clip: float | None, sync: tuple[int, int] | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """One optimiser step: ``step`` -> backward -> (with ``sync = (local samples, samples over all ranks)``, the
-    gradients averaged over the ranks) -> optional gradient clipping -> optimiser and schedule.
-    Returns the detached loss and terms; reads nothing on the host."""
-    out = step(model, batch, idx)
+               clip: float | None, bf16_on: str | None = None, sync: tuple[int, int] | None = None
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One optimiser step: ``step`` (under bf16 autocast on device type ``bf16_on``, when given) -> backward ->
+    (with ``sync = (local samples, samples over all ranks)``, the gradients averaged over the ranks) -> optional
+    gradient clipping -> optimiser and schedule. Returns the detached loss and terms; reads nothing on the host."""
+    with torch.autocast(bf16_on or "cpu", dtype=torch.bfloat16, enabled=bf16_on is not None):
+        out = step(model, batch, idx)
     loss, terms = out if isinstance(out, tuple) else (out, {})
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -200,14 +167,15 @@ def fit(model: nn.Module, data, step: Step, *, epochs: int | None = None, steps:
         betas: tuple[float, float] = (0.9, 0.999), momentum: float = 0.9, warmup: int = 0,
         clip: float | None = None, augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
         val=None, log_every: int = 100, device: torch.device | str = "cpu", seed: int = 0, desc: str = "train",
-        progress: bool = True, step_bar: bool | None = None) -> History:
+        progress: bool = True, step_bar: bool | None = None, precision: str = "fp32") -> History:
     """Train ``model`` in place on ``data`` with ``step`` and return its ``History``; the model ends in eval mode.
 
     Give ``epochs`` (passes over the data, last batch possibly smaller) or ``steps`` (optimiser steps of full
     batches). ``val``: a ``Split`` (validation accuracy after every epoch) or ``val(model) -> dict``.
     ``augment(x_batch, generator)`` changes inputs only. ``step_bar`` (default: when training by ``steps`` or
-    one epoch) shows a bar over steps instead of epochs. Launched as several processes (``torchrun``,
-    ``accelerate launch``), each trains on its shard of every batch and the gradients are averaged
+    one epoch) shows a bar over steps instead of epochs. ``precision``: ``"fp32"`` or ``"bf16"`` (autocast of
+    forward and loss; weights, gradients and optimiser state stay float32). Launched as several processes
+    (``torchrun``, ``accelerate launch``), each trains on its shard of every batch and the gradients are averaged
     (``kdlib.core.parallel``); ``history`` then counts this process's samples and losses.
     """
     if (epochs is None) == (steps is None):
@@ -228,6 +196,8 @@ def fit(model: nn.Module, data, step: Step, *, epochs: int | None = None, steps:
                          f"{type(data).__name__}: augment inside the step instead")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     device = torch.device(device)
     model.to(device)
     rank, size = world()  # several processes under torchrun / accelerate launch: kdlib.core.parallel
@@ -236,8 +206,10 @@ def fit(model: nn.Module, data, step: Step, *, epochs: int | None = None, steps:
     data = to_device(data, device)
     gen = torch.Generator().manual_seed(seed)
     aug_gen = torch.Generator(device=device).manual_seed(seed + 1) if augment is not None else None
-    opt = make_optimizer([p for p in model.parameters() if p.requires_grad], optimizer, lr, weight_decay, betas,
-                         momentum)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = make_optimizer(params, optimizer, lr, weight_decay, betas, momentum,
+                         fused=bool(params) and all(p.is_cuda for p in params))
+    bf16_on = device.type if precision == "bf16" else None
     total = steps if steps is not None else epochs * -(-n // batch_size)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(total, warmup))
     history, start = History(), time.perf_counter()
@@ -255,7 +227,7 @@ def fit(model: nn.Module, data, step: Step, *, epochs: int | None = None, steps:
             history.tokens += _tokens(batch)
             with value_checks(i == 0):
                 loss, terms = train_step(model, step, batch, idx.to(device, non_blocking=True), opt, sched, clip,
-                                         sync)
+                                         bf16_on, sync)
             log.add(loss, terms)
             if by_step:
                 bar.update(1)

@@ -119,9 +119,10 @@ def _value_relation(values: torch.Tensor, n_heads: int, m: torch.Tensor, name: s
     values = inputs.up(values)  # the scores and the masked-key fill need float32's range
     d = width // n_heads
     v = values.reshape(b, length, n_heads, d).transpose(1, 2)
-    scores = v @ v.transpose(-1, -2) / math.sqrt(d)
-    scores = scores.masked_fill(~m[:, None, None, :], torch.finfo(scores.dtype).min)
-    return F.log_softmax(scores, dim=-1)
+    with torch.autocast(v.device.type, enabled=False):  # float32 under fit's bf16 autocast too
+        scores = v @ v.transpose(-1, -2) / math.sqrt(d)
+        scores = scores.masked_fill(~m[:, None, None, :], torch.finfo(scores.dtype).min)
+        return F.log_softmax(scores, dim=-1)
 
 
 def value_relation(values: torch.Tensor, n_heads: int, mask: torch.Tensor | None = None) -> torch.Tensor:

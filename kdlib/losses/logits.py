@@ -101,3 +101,27 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     if alpha == 1.0:
         return hard
     return alpha * hard + (1.0 - alpha) * _kl_batchmean(student_logits, teacher_logits, T)
+
+
+def member_distillation_losses(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                               T: list[float], alpha: list[float]) -> torch.Tensor:
+    """``distillation_loss`` of each of K ensemble members at once, each with its own ``T[k]`` and ``alpha[k]``:
+    logits ``(K, B, C)``, labels ``(K, B)``; returns the K losses
+    ``alpha_k * CE + (1 - alpha_k) * T_k^2 * KL(softmax(z_T / T_k) || softmax(z_S / T_k))``, batchmean each.
+    For ``kdlib.core.ensemble.fit_ensemble`` (notebook 02's seeds and temperature sweep as one batched model)."""
+    inputs.tensor("student_logits", student_logits, dims=3, layout="(members, batch, classes)")
+    _check_pair(student_logits, teacher_logits)
+    k, _, n_classes = student_logits.shape
+    if len(T) != k or len(alpha) != k:
+        raise ValueError(f"need one T and one alpha per member ({k}), got {len(T)} and {len(alpha)}")
+    temps = [check_temperature(t) for t in T]
+    alphas = [check_number("alpha", a, 0.0, 1.0, hint="alpha is the weight of the hard-label loss") for a in alpha]
+    inputs.ids("labels", labels, student_logits.shape[:-1], student_logits.device)
+    check_labels(labels, n_classes)
+    z_s, z_t = inputs.up(student_logits), inputs.up(teacher_logits.detach())
+    t = torch.tensor(temps, device=z_s.device, dtype=z_s.dtype).view(k, 1, 1)
+    a = torch.tensor(alphas, device=z_s.device, dtype=z_s.dtype)
+    hard = F.cross_entropy(z_s.reshape(-1, n_classes), labels.reshape(-1).long(), reduction="none").view(k, -1)
+    log_p_s, log_p_t = F.log_softmax(z_s / t, dim=-1), F.log_softmax(z_t / t, dim=-1)
+    kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum(-1).mean(-1)
+    return a * hard.mean(-1) + (1 - a) * t.view(k) ** 2 * kl
