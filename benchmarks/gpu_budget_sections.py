@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 
-from gpu_budget_shapes import (cnn_shape, decode_shape, encoder_shape, llama, lm_shape, mlp_shape,
+from gpu_budget_shapes import (cnn_shape, decode_shape, encoder_shape, ensemble_shape, llama, lm_shape, mlp_shape,
                                own_teacher)
 from kdlib.vision import DeepCNN, LightCNN
 
@@ -19,8 +19,26 @@ def sections(nb: str, g: dict, aw: dict) -> list[tuple]:
         n, spe = 50000, 391
         small = c(round(g["small_fraction"] * n) / 128)
         seeds = len(g["seeds"])
-        return [("teacher 1200-1200", g["teacher_epochs"] * spe, ("mlp 1200-1200 b128 CE",
-                 mlp_shape([784, 1200, 1200, 10], 128)), True, ""),
+        teacher = ("teacher 1200-1200", g["teacher_epochs"] * spe, ("mlp 1200-1200 b128 CE",
+                   mlp_shape([784, 1200, 1200, 10], 128)), True, "")
+        omitted = ("omitted-3 student", g["epochs"] * c(0.898 * n / 128), s800kd, False, "89.8% of MNIST is not a 3")
+        if g.get("ensemble"):  # kdlib.vision.together: the students of one shape and data as one batched model
+            def ens(members, sizes=(784, 800, 800, 10), batch=128):
+                return (f"ensemble of {members} mlp {sizes[1]}-{sizes[2]} b{batch} KD",
+                        ensemble_shape(list(sizes), batch, members))
+            return [teacher,
+                    ("full-data students, hard + KD, one ensemble", g["epochs"] * spe, ens(2 * seeds), False,
+                     f"{2 * seeds} members"),
+                    ("3% students, hard + KD, an ensemble per seed", seeds * g["small_epochs"] * small, ens(2), False,
+                     f"{small} steps/epoch"),
+                    ("T sweep, 800-800 on 3%, one ensemble", g["sweep_epochs"] * small, ens(len(g["T_sweep"])), False,
+                     ""),
+                    ("T sweep, 30-30 full data, one ensemble", g["tiny_epochs"] * c(n / 256),
+                     ens(1 + len(g["tiny_T_sweep"]), (784, 30, 30, 10), 256), False, "batch 256"),
+                    ("alpha sweep on 3%, an ensemble per seed", seeds * g["small_epochs"] * small,
+                     ens(len(g["alpha_sweep"])), False, ""),
+                    omitted]
+        return [teacher,
                 ("full-data students, hard", seeds * g["epochs"] * spe, s800, False, f"{seeds} seeds"),
                 ("full-data students, KD", seeds * g["epochs"] * spe, s800kd, False, f"{seeds} seeds"),
                 ("3% students, hard + KD", 2 * seeds * g["small_epochs"] * small, s800kd, False,
@@ -29,7 +47,7 @@ def sections(nb: str, g: dict, aw: dict) -> list[tuple]:
                 ("T sweep, 30-30 full data", (1 + len(g["tiny_T_sweep"])) * g["tiny_epochs"] * c(n / 256),
                  ("mlp 30-30 b256 KD", mlp_shape([784, 30, 30, 10], 256, kd=True)), False, "batch 256"),
                 ("alpha sweep on 3%", len(g["alpha_sweep"]) * seeds * g["small_epochs"] * small, s800kd, False, ""),
-                ("omitted-3 student", g["epochs"] * c(0.898 * n / 128), s800kd, False, "89.8% of MNIST is not a 3")]
+                omitted]
     if nb == "03":
         spe = c((55000 if g["n_train"] is None else g["n_train"]) / g["batch_size"])
         light = lambda kd: (f"LightCNN b{g['batch_size']} {'KD' if kd else 'CE'}",  # noqa: E731
