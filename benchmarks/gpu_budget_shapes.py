@@ -29,6 +29,11 @@ def measure(model, data, step, batch_size, optimizer="adam", repeats=2) -> tuple
 
     def one():
         train_step(model, step, batch, idx, opt, sched, None)
+    return _timed(one, repeats)
+
+
+def _timed(one, repeats: int) -> tuple[float, Work]:
+    """``one()`` once to warm up, then the median of ``repeats`` timed calls, and the work one call does."""
     one()
     times = []
     for _ in range(repeats):
@@ -45,13 +50,7 @@ def measure_forward(model, ids, repeats=2) -> tuple[float, Work]:
     def one():
         with torch.no_grad():
             model(input_ids=ids)
-    one()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        one()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), count_work(one)
+    return _timed(one, repeats)
 
 
 def llama(vocab, layers, hidden, heads=None, kv=None, inter=None, head_dim=None):
