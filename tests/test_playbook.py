@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+from hypothesis import given, settings, strategies as st
 
 from kdlib.teaching import checklists as cl
 from kdlib.teaching.checks import _reference, check
@@ -197,3 +198,39 @@ def test_the_cache_drill_shuffles_its_batches():
     from kdlib.teaching.spot_bugs import cache_cases
     cases = cache_cases()
     assert not torch.equal(cases[0][1], torch.arange(len(cases[0][1])))
+
+
+# ---- the checklists' rules as properties over every combination of answers
+_flags = st.booleans()
+
+
+@settings(max_examples=200, deadline=None)
+@given(_flags, _flags, _flags, st.floats(0, 1e6), st.floats(1, 1e9), st.floats(1, 3650))
+def test_fine_tune_or_distil_follows_the_rules(has, labels, costly, per_day, needed, horizon):
+    rec = cl.fine_tune_or_distil(teacher_has_behaviour=has, human_labels=labels, teacher_too_costly=costly,
+                                 requests_per_day=per_day, break_even_requests=needed, horizon_days=horizon)
+    assert rec.reasons
+    if per_day * horizon < needed:
+        assert rec.verdict == cl.SERVE_TEACHER  # too little traffic: whatever else holds
+    elif not has:
+        assert rec.verdict == (cl.FINE_TUNE if labels else cl.LABEL_FIRST)
+    elif not costly:
+        assert rec.verdict == cl.SERVE_TEACHER
+    else:
+        assert rec.verdict == (cl.BOTH if labels else cl.DISTIL)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.fixed_dictionaries({k: _flags for k in cl.SCEPTICAL}))
+def test_any_red_flag_makes_a_sceptic_and_each_raised_flag_is_a_reason(answers):
+    rec = cl.be_sceptical(**answers)
+    assert (rec.verdict == "sceptical") == any(answers.values())
+    assert len(rec.reasons) == sum(answers.values())
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.fixed_dictionaries({k: _flags for k in cl.WORKS_WELL}))
+def test_works_well_needs_four_conditions_and_lists_the_missing_ones(answers):
+    rec = cl.works_well(**answers)
+    assert (rec.verdict == "likely to pay") == (sum(answers.values()) >= 4)
+    assert sum(r.startswith("missing:") for r in rec.reasons) == len(answers) - sum(answers.values())
