@@ -24,7 +24,6 @@ themselves) is not wired in: these students fit on one device.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -33,6 +32,7 @@ import torch
 
 from kdlib.core.fit import fit
 from kdlib.core.parallel import world
+from kdlib.core.teacher_cache import fingerprint
 from kdlib.lm.blocks import cache_topk
 from kdlib.lm.dpo import PreferencePairs, dpo_step, reference_logprobs
 from kdlib.lm.generate import generate, pack_right
@@ -40,21 +40,8 @@ from kdlib.lm.sft import sft_data, sft_step
 from kdlib.lm.small import build_tokenizer, small_llama
 from kdlib.lm.steps import sequence_kd_step, topk_kd_step
 
-__all__ = ["pipelines", "weights_digest", "digest"]
+__all__ = ["pipelines"]
 WORDS = "the cat sat on a mat and then ran to see dog who was by door".split()
-
-
-def digest(*tensors: torch.Tensor) -> str:
-    """A short sha256 of the tensors' bytes, in order: equal digests mean equal values."""
-    h = hashlib.sha256()
-    for t in tensors:
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def weights_digest(model: torch.nn.Module) -> str:
-    """``digest`` of every parameter of ``model``."""
-    return digest(*model.parameters())
 
 
 def _train(model, data, step, steps: int, batch_size: int) -> dict:
@@ -68,7 +55,7 @@ def _train(model, data, step, steps: int, batch_size: int) -> dict:
     history = fit(model, data, recorded, steps=steps, batch_size=batch_size, optimizer="adamw", lr=1e-2,
                   progress=False)
     head = torch.cat([p.detach().reshape(-1) for p in model.parameters()])[:256]
-    return {"seen": seen, "losses": history.loss, "weights": weights_digest(model), "head": head.tolist()}
+    return {"seen": seen, "losses": history.loss, "weights": fingerprint(model), "head": head.tolist()}
 
 
 def pipelines(steps: int = 4, batch_size: int = 4) -> dict:
@@ -81,7 +68,8 @@ def pipelines(steps: int = 4, batch_size: int = 4) -> dict:
     ids = tok(" ".join(WORDS), add_special_tokens=False)["input_ids"]
     blocks = torch.tensor(ids)[torch.randint(0, len(ids), (32, 12), generator=gen)]
     cache, _ = cache_topk(teacher, blocks, k=4, progress=False)
-    out = {"rank": rank, "processes": size, "cache": digest(cache.log_probs, cache.indices, cache.tail)}
+    out = {"rank": rank, "processes": size,
+           "cache": "-".join(fingerprint(t) for t in (cache.log_probs, cache.indices, cache.tail))}
     out["topk_kd"] = _train(student(1), blocks, topk_kd_step(cache), steps, batch_size)
     phrase = lambda start, n: " ".join(WORDS[(start + j) % len(WORDS)] for j in range(n))  # noqa: E731
     prompts = [phrase(i, 3) for i in range(16)]
